@@ -1,0 +1,40 @@
+# A thin Makefile: every target sets up .venv first, so each works on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU build of torch, installed before the project so pip never pulls a CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup run test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/taas migrate
+	$(BIN)/taas up
+
+test: setup
+	$(BIN)/python -m pytest --cov=app --cov=worker --cov-report=term:skip-covered
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy app worker
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .taas .pytest_cache .mypy_cache .ruff_cache .coverage

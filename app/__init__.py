@@ -1,0 +1,1 @@
+"""taas: training as a service. The API process; never imports torch or worker."""

@@ -1,0 +1,230 @@
+"""The `taas` command: run the service (up, api, worker, migrate) and use it (submit, follow, ...).
+
+The server commands start the worker as its own process (`python -m worker`): the API
+package never imports the worker, and a crash in one does not take down the other.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from app.config import Settings
+
+cli = typer.Typer(help="taas: training as a service.", no_args_is_help=True, add_completion=False)
+datasets_cli = typer.Typer(help="Upload and list datasets.", no_args_is_help=True)
+cli.add_typer(datasets_cli, name="datasets")
+console = Console()
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+Url = Annotated[str, typer.Option(envvar="TAAS_URL", help="The API's address.")]
+DataDir = Annotated[Path, typer.Option(help="Database, broker and artifacts live here.")]
+TERMINAL = {"succeeded", "failed", "cancelled"}
+# How long `follow` keeps trying to reconnect to a stream that dropped.
+RECONNECT_S = 30.0
+
+
+def _env(data_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if data_dir is not None:
+        env["TAAS_DATA_DIR"] = str(data_dir.resolve())
+    return env
+
+
+def _migrate(data_dir: Path | None) -> None:
+    from app.migrate import upgrade
+
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    upgrade(settings)
+
+
+@cli.command()
+def up(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir: DataDir = Path(".taas"),
+) -> None:
+    """Upgrade the database, then run the API and one worker until Ctrl-C."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TAAS_DATA_DIR"] = str(data_dir.resolve())
+    _migrate(data_dir)
+    env = _env(data_dir)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+         "--host", host, "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )
+    worker = subprocess.Popen([sys.executable, "-m", "worker", "--loglevel=WARNING"], env=env)
+    console.print(f"taas is up: http://{host}:{port}/docs  (data in {data_dir.resolve()})")
+
+    def shut_down(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, shut_down)
+    code = 0
+    try:
+        while api.poll() is None and worker.poll() is None:
+            time.sleep(0.2)
+        code = 1  # one of them died on its own
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in (api, worker):
+            if process.poll() is None:
+                process.terminate()
+        for process in (api, worker):
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    raise typer.Exit(code)
+
+
+@cli.command()
+def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API alone (the full stack runs workers separately)."""
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@cli.command()
+def worker() -> None:
+    """Run one worker: it trains one job at a time from the queue."""
+    os.execv(sys.executable, [sys.executable, "-m", "worker"])
+
+
+@cli.command()
+def migrate(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Upgrade the database to the newest schema."""
+    _migrate(data_dir)
+    console.print("database is at the newest revision")
+
+
+def _client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=60)
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.is_success:
+        return response.json()
+    try:
+        error = response.json()["error"]
+        console.print(f"[red]{response.status_code} {error['code']}[/red]: {error['message']}")
+    except (ValueError, KeyError, TypeError):
+        console.print(f"[red]{response.status_code}[/red]: {response.text[:500]}")
+    raise typer.Exit(1)
+
+
+@cli.command()
+def submit(
+    spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A job spec, JSON.")],
+    follow_: Annotated[bool, typer.Option("--follow", help="Stream the job until it ends.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="Use this dataset id instead.")] = None,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Submit a training job."""
+    body = json.loads(spec.read_text())
+    if dataset is not None:
+        body["dataset"] = dataset
+    with _client(url) as client:
+        job = _check(client.post("/v1/jobs", json=body))
+    console.print(f"submitted {job['id']} ({job['params']:,} parameters)")
+    if follow_:
+        follow(job["id"], url=url)
+
+
+@cli.command()
+def follow(job_id: str, after: int = 0, url: Url = DEFAULT_URL) -> None:
+    """Stream a job's events with a progress bar until it ends (reconnects on drops)."""
+    with _client(url) as client:
+        job = _check(client.get(f"/v1/jobs/{job_id}"))
+    epochs = job["spec"]["training"]["epochs"]
+    ws_url = url.replace("http", "ws", 1) + f"/v1/jobs/{job_id}/stream"
+    status = job["status"]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("epochs", total=epochs)
+        deadline = time.monotonic() + RECONNECT_S
+        while status not in TERMINAL and time.monotonic() < deadline:
+            try:
+                with connect(f"{ws_url}?after={after}") as socket:
+                    for raw in socket:
+                        event = json.loads(raw)
+                        after = event["seq"]
+                        status = _show(event, progress, bar) or status
+                        deadline = time.monotonic() + RECONNECT_S
+            except (ConnectionClosed, OSError):
+                time.sleep(1)
+    with _client(url) as client:
+        job = _check(client.get(f"/v1/jobs/{job_id}"))
+    console.print_json(data={"status": job["status"], "reason": job["reason"],
+                             "result": job["result"], "timings": job["timings"]})
+    raise typer.Exit(0 if job["status"] == "succeeded" else 1)
+
+
+def _show(event: dict[str, Any], progress: Progress, bar: Any) -> str | None:
+    data = event["data"]
+    if event["type"] == "status":
+        progress.console.print(f"[bold]{data['status']}[/bold] ({data.get('reason')})")
+        return str(data["status"])
+    if event["type"] == "metric" and data.get("scope") == "epoch":
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in data.items() if isinstance(v, float))
+        progress.console.print(f"epoch {data['epoch']}: {shown}")
+        progress.update(bar, completed=data["epoch"])
+    elif event["type"] == "metric":
+        progress.update(bar, description=f"epochs (loss {data['train_loss']:.4f})")
+    elif event["type"] == "log":
+        progress.console.print(f"[dim]{data.get('message')}[/dim]")
+    return None
+
+
+@cli.command()
+def status(job_id: str, url: Url = DEFAULT_URL) -> None:
+    """Show a job: status, result and timings."""
+    with _client(url) as client:
+        console.print_json(data=_check(client.get(f"/v1/jobs/{job_id}")))
+
+
+@cli.command()
+def cancel(job_id: str, url: Url = DEFAULT_URL) -> None:
+    """Cancel a queued or running job."""
+    with _client(url) as client:
+        job = _check(client.post(f"/v1/jobs/{job_id}/cancel"))
+    console.print(f"{job['id']}: {job['status']}" + (" (stopping)" if job["cancel_requested"] else ""))
+
+
+@datasets_cli.command("upload")
+def datasets_upload(
+    images: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="IDX images file.")],
+    labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="IDX labels file.")],
+    name: str = "dataset",
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Upload an IDX dataset (images and labels, gzip or raw); prints its id."""
+    with _client(url) as client, images.open("rb") as x, labels.open("rb") as y:
+        files = {"images": (images.name, x), "labels": (labels.name, y)}
+        dataset = _check(client.post("/v1/datasets", data={"format": "idx", "name": name}, files=files))
+    console.print_json(data=dataset)
+
+
+@datasets_cli.command("list")
+def datasets_list(url: Url = DEFAULT_URL) -> None:
+    """List uploaded datasets."""
+    with _client(url) as client:
+        console.print_json(data=_check(client.get("/v1/datasets")))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""Dataset upload parsing and storage."""

@@ -1,0 +1,91 @@
+"""SQL for jobs: inserts, pages, and the compare-and-set updates behind every transition."""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidCursor
+from app.orm import Job, JobTag
+
+
+def get(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def add(session: Session, job: Job, tags: Sequence[str]) -> None:
+    job.tag_rows = [JobTag(tag=tag, position=i) for i, tag in enumerate(dict.fromkeys(tags))]
+    session.add(job)
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise InvalidCursor("cursor is not one this API handed out") from error
+
+
+def page(
+    session: Session, *, status: str | None, tag: str | None, cursor: str | None, limit: int
+) -> list[Job]:
+    """Newest first; the cursor is the last job of the previous page."""
+    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if status:
+        statement = statement.where(Job.status == status)
+    if tag:
+        statement = statement.where(Job.tag_rows.any(JobTag.tag == tag))
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        if created.tzinfo is None:
+            raise InvalidCursor("cursor is not one this API handed out")
+        statement = statement.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
+        )
+    return list(session.scalars(statement))
+
+
+def compare_and_set(session: Session, job_id: str, expect: dict[str, Any], values: dict[str, Any]) -> Job | None:
+    """Update the job only if every `expect` column still holds; the updated job, else None."""
+    conditions = [getattr(Job, column) == value for column, value in expect.items()]
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, *conditions)
+        .values(**values)
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def expired_leases(session: Session, now: datetime, limit: int) -> list[Job]:
+    statement = (
+        select(Job)
+        .where(Job.status == "running", Job.lease_expires_at < now)
+        .order_by(Job.lease_expires_at)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def undispatched(session: Session, before: datetime, limit: int) -> list[str]:
+    statement = (
+        select(Job.id)
+        .where(
+            Job.status == "queued",
+            or_(Job.dispatched_at.is_(None), Job.dispatched_at < before),
+        )
+        .order_by(Job.priority.desc(), Job.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))

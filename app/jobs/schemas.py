@@ -1,0 +1,53 @@
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Timings(BaseModel):
+    """Where a job's time went, in seconds. Only finished jobs have every field."""
+
+    queued_s: float | None = Field(None, description="Submit to claim by a worker.")
+    startup_s: float | None = Field(None, description="Claim to the first training step.")
+    train_s: float | None = Field(None, description="Forward, backward and optimizer steps.")
+    eval_s: float | None = Field(None, description="Validation passes.")
+    checkpoint_s: float | None = Field(None, description="Writing checkpoints.")
+    total_s: float | None = Field(None, description="Submit to the end of the job.")
+    samples_per_s: float | None = Field(None, description="Training samples / train_s.")
+    epoch_s: list[float] = Field(default_factory=list, description="Wall time of each epoch.")
+    time_to_target_s: float | None = Field(
+        None,
+        description="First training step to the evaluation that reached the target, when set "
+        "and reached.",
+    )
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    status: str
+    reason: str | None
+    attempt: int
+    priority: int
+    tags: list[str]
+    dataset_id: str | None
+    params: int = Field(description="Trainable parameters of the net.")
+    flops_per_sample: int = Field(description="Forward FLOPs per sample.")
+    spec: dict[str, Any]
+    cancel_requested: bool
+    worker: str | None
+    last_seq: int = Field(description="The seq of the job's newest event.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any] | None = Field(
+        description='Finished jobs: {"final": {...}, "best": {...}, "epochs": n, "steps": n}.'
+    )
+    timings: Timings | None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None

@@ -1,0 +1,288 @@
+"""The rules of a job's life: submit, cancel, claim, renew, finish, reap, re-dispatch.
+
+Every transition is a compare-and-set on the job row plus a `status` event in the same
+transaction; services commit first and only then ring the broker or notify followers,
+so whoever reacts always finds the committed row.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.broker import Dispatcher
+from app.datasets import service as datasets
+from app.errors import ErrorDetail, InvalidTransition, JobNotFound, SpecInvalid
+from app.events import service as events
+from app.events.notify import Notifier
+from app.events.schemas import NewEvent
+from app.ids import new_id
+from app.jobs import repository
+from app.orm import Event, Job
+from app.orm.base import utcnow
+from app.spec import JobSpec, NetSummary, SyntheticData, summarize
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = events.TERMINAL_STATUSES
+STATUSES = ("queued", "running", *sorted(TERMINAL))
+METRICS_MAX = 100_000
+
+
+def status_event(status: str, reason: str, **extra: Any) -> NewEvent:
+    return NewEvent(type="status", data={"status": status, "reason": reason, **extra})
+
+
+def plan(session: Session, spec: JobSpec) -> tuple[str | None, NetSummary]:
+    """Resolve the dataset and infer the net's shapes: everything that can fail before queueing."""
+    if isinstance(spec.dataset, SyntheticData):
+        dataset_id, input_shape, classes = None, spec.dataset.input_shape, spec.dataset.classes
+    else:
+        dataset = datasets.find(session, spec.dataset)
+        if dataset is None:
+            message = f"no dataset {spec.dataset!r}; upload one with POST /v1/datasets"
+            raise SpecInvalid(f"dataset: {message}", [ErrorDetail("dataset", message)])
+        dataset_id, input_shape, classes = dataset.id, dataset.input_shape, dataset.classes
+    return dataset_id, summarize(spec.model.layers, input_shape, classes)
+
+
+def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec: JobSpec) -> Job:
+    """Validate the spec against its dataset, store the job queued, then ring the broker."""
+    dataset_id, net = plan(session, spec)
+    now = utcnow()
+    job = Job(
+        id=new_id("job"),
+        name=spec.name,
+        status="queued",
+        spec=spec.model_dump(mode="json"),
+        dataset_id=dataset_id,
+        priority=spec.priority,
+        params=net.params,
+        flops_per_sample=net.flops,
+        created_at=now,
+        dispatched_at=now,
+    )
+    repository.add(session, job, spec.tags)
+    session.flush()
+    events.append(session, job.id, [status_event("queued", "submitted")])
+    session.commit()
+    notifier.publish(job.id)
+    # After the commit, so the worker finds the row. If the broker is down the job stays
+    # queued and the reconciler rings again; the submit itself has succeeded.
+    dispatcher.try_send(job.id)
+    return job
+
+
+def get(*, session: Session, job_id: str) -> Job:
+    job = repository.get(session, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def page(*, session: Session, status: str | None, tag: str | None, cursor: str | None, limit: int) -> list[Job]:
+    """Jobs newest first, filtered by status and tag, after a cursor."""
+    return repository.page(session, status=status, tag=tag, cursor=cursor, limit=limit)
+
+
+def cursor_after(jobs: list[Job]) -> str | None:
+    return repository.encode_cursor(jobs[-1]) if jobs else None
+
+
+def metrics(*, session: Session, job_id: str, after: int) -> list[Event]:
+    """Every metric event of a job after `after`, oldest first."""
+    return events.page(session, job_id, after=after, limit=METRICS_MAX, types=("metric",))
+
+
+def cancel(*, session: Session, notifier: Notifier, job_id: str) -> Job:
+    """Cancel a queued job at once; ask the worker of a running one to stop it."""
+    while True:
+        job = get(session=session, job_id=job_id)
+        if job.status in TERMINAL:
+            raise InvalidTransition(f"job {job_id} is already {job.status}")
+        if job.status == "queued":
+            done = repository.compare_and_set(
+                session,
+                job_id,
+                {"status": "queued"},
+                {"status": "cancelled", "reason": "cancelled", "finished_at": utcnow()},
+            )
+            if done is not None:
+                events.append(session, job_id, [status_event("cancelled", "cancelled")])
+                _set_total(done)
+                session.commit()
+                notifier.publish(job_id)
+                return done
+        else:
+            asked = repository.compare_and_set(
+                session, job_id, {"status": "running"}, {"cancel_requested": True}
+            )
+            if asked is not None:
+                session.commit()
+                return asked
+        # The job moved on between the read and the write (claimed, or finished): look again.
+        session.rollback()
+
+
+def _set_total(job: Job) -> None:
+    if job.finished_at is not None:
+        timings = dict(job.timings or {})
+        timings["total_s"] = (job.finished_at - job.created_at).total_seconds()
+        if job.started_at is None:
+            timings["queued_s"] = timings["total_s"]
+        job.timings = timings
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a running job: every write it makes names the fence."""
+
+    job_id: str
+    fence: int
+    attempt: int
+    claimed_at: datetime
+    spec: dict[str, Any]
+    dataset_id: str | None
+
+
+def claim(*, session: Session, notifier: Notifier, job_id: str, worker: str, lease_ttl_s: float) -> Claim | None:
+    """queued -> running for this worker, or None if someone else has it or it is gone."""
+    job = repository.get(session, job_id)
+    if job is None or job.status != "queued":
+        return None
+    now = utcnow()
+    claimed = repository.compare_and_set(
+        session,
+        job_id,
+        {"status": "queued", "fence": job.fence, "cancel_requested": False},
+        {
+            "status": "running",
+            "reason": "claimed",
+            "attempt": job.attempt + 1,
+            "fence": job.fence + 1,
+            "worker": worker,
+            "lease_expires_at": now + timedelta(seconds=lease_ttl_s),
+            "started_at": job.started_at or now,
+        },
+    )
+    if claimed is None:
+        session.rollback()
+        return None
+    reason = f"claimed by {worker}"
+    events.append(
+        session,
+        job_id,
+        [status_event("running", reason, attempt=claimed.attempt, worker=worker)],
+        fence=claimed.fence,
+    )
+    session.commit()
+    notifier.publish(job_id)
+    return Claim(job_id, claimed.fence, claimed.attempt, now, claimed.spec, claimed.dataset_id)
+
+
+def renew(*, session: Session, claim: Claim, lease_ttl_s: float) -> bool:
+    """Extend the lease; True when the user has asked to cancel. Raises FenceLost."""
+    renewed = repository.compare_and_set(
+        session,
+        claim.job_id,
+        {"status": "running", "fence": claim.fence},
+        {"lease_expires_at": utcnow() + timedelta(seconds=lease_ttl_s)},
+    )
+    if renewed is None:
+        session.rollback()
+        raise events.FenceLost(f"job {claim.job_id} is no longer held with fence {claim.fence}")
+    session.commit()
+    return renewed.cancel_requested
+
+
+def record(*, session: Session, notifier: Notifier, claim: Claim, new: list[NewEvent]) -> None:
+    """Append a batch of the trainer's events under the claim's fence."""
+    events.append(session, claim.job_id, new, fence=claim.fence)
+    session.commit()
+    notifier.publish(claim.job_id)
+
+
+def finish(
+    *,
+    session: Session,
+    notifier: Notifier,
+    claim: Claim,
+    status: str,
+    reason: str,
+    result: dict[str, Any] | None = None,
+    timings: dict[str, Any] | None = None,
+) -> Job:
+    """running -> succeeded | failed | cancelled, with the result and where the time went."""
+    assert status in TERMINAL
+    job = get(session=session, job_id=claim.job_id)
+    now = utcnow()
+    timings = {
+        **(timings or {}),
+        "queued_s": ((job.started_at or now) - job.created_at).total_seconds(),
+        "total_s": (now - job.created_at).total_seconds(),
+    }
+    done = repository.compare_and_set(
+        session,
+        claim.job_id,
+        {"status": "running", "fence": claim.fence},
+        {
+            "status": status,
+            "reason": reason,
+            "finished_at": now,
+            "lease_expires_at": None,
+            "result": result,
+            "timings": timings,
+        },
+    )
+    if done is None:
+        session.rollback()
+        raise events.FenceLost(f"job {claim.job_id} is no longer held with fence {claim.fence}")
+    events.append(session, claim.job_id, [status_event(status, reason)], fence=None)
+    session.commit()
+    notifier.publish(claim.job_id)
+    return done
+
+
+def reap(*, session: Session, notifier: Notifier, limit: int = 100) -> list[str]:
+    """Send running jobs whose lease expired back to the queue (their worker is gone)."""
+    requeued = []
+    now = utcnow()
+    for job in repository.expired_leases(session, now, limit):
+        # A job the user asked to cancel ends here instead of running again.
+        status, reason = ("cancelled", "cancelled") if job.cancel_requested else ("queued", "worker_lost")
+        back = repository.compare_and_set(
+            session,
+            job.id,
+            {"status": "running", "fence": job.fence},
+            {
+                "status": status,
+                "reason": reason,
+                "worker": None,
+                "lease_expires_at": None,
+                "fence": job.fence + 1,
+                "dispatched_at": None,
+                "finished_at": now if status == "cancelled" else None,
+            },
+        )
+        if back is not None:
+            events.append(session, job.id, [status_event(status, reason)])
+            _set_total(back)
+            requeued.append(job.id)
+    session.commit()
+    for job_id in requeued:
+        notifier.publish(job_id)
+    return requeued
+
+
+def redispatch(*, session: Session, dispatcher: Dispatcher, older_than_s: float, limit: int = 100) -> list[str]:
+    """Ring the broker again for queued jobs whose doorbell is old or was never rung."""
+    now = utcnow()
+    stale = repository.undispatched(session, now - timedelta(seconds=older_than_s), limit)
+    for job_id in stale:
+        repository.compare_and_set(session, job_id, {"status": "queued"}, {"dispatched_at": now})
+    session.commit()
+    for job_id in stale:
+        dispatcher.try_send(job_id)
+    return stale

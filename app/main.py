@@ -1,0 +1,169 @@
+"""create_app(settings): the FastAPI application, its routers and its one error format."""
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from app.broker import Dispatcher
+from app.config import Settings, get_settings
+from app.datasets.router import router as datasets_router
+from app.db import make_engine, make_session_factory
+from app.deps import Services
+from app.errors import AppError, ErrorDetail
+from app.events.notify import make_notifier
+from app.jobs.router import router as jobs_router
+from app.models.router import router as models_router
+from app.orm import Job
+from app.storage import Storage
+from app.workers.router import router as workers_router
+
+logger = logging.getLogger(__name__)
+
+# Union members pydantic names in an error's location; a field path skips them, so the
+# user sees `model.layers[3].out_features`, not `model.layers.3.linear.out_features`.
+UNION_TAGS = frozenset(
+    {"flatten", "linear", "dropout", "sgd", "adam", "adamw", "rmsprop", "adagrad"}
+    | {"constant", "step", "cosine", "onecycle", "plateau", "str", "int", "float", "bool"}
+)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    path = ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not last and (part in UNION_TAGS or "[" in part or part[:1].isupper()):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or (str(loc[0]) if loc else "body")
+
+
+def error_body(code: str, message: str, details: Iterable[ErrorDetail] = ()) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": [d.as_json() for d in details]}}
+
+
+def validation_details(error: RequestValidationError) -> list[ErrorDetail]:
+    details = []
+    for problem in error.errors():
+        if problem.get("type") == "json_invalid":
+            details.append(ErrorDetail("body", "the request body is not valid JSON"))
+            continue
+        message = str(problem.get("msg", "invalid"))
+        if problem.get("type") == "extra_forbidden":
+            message = "unknown field"
+        details.append(ErrorDetail(field_path(problem.get("loc", ())), message))
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, error: AppError) -> JSONResponse:
+        body = error_body(error.code, error.message, error.details)
+        return JSONResponse(body, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = validation_details(error)
+        message = "; ".join(f"{d.field}: {d.message}" for d in details[:5]) or "invalid request"
+        return JSONResponse(error_body("validation_error", message, details), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, error: OperationalError) -> JSONResponse:
+        logger.warning("database unavailable: %s", error)
+        return JSONResponse(
+            error_body("unavailable", "the database is unavailable; try again"), status_code=503
+        )
+
+
+class JobCollector(Collector):
+    """Prometheus gauges read from the database at scrape time: the database owns state."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("taas_jobs", "Jobs by status.", labels=["status"])
+        with self._services.sessions() as session:
+            counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        for status in ("queued", "running", "succeeded", "failed", "cancelled"):
+            gauge.add_metric([status], counts.get(status, 0))
+        yield gauge
+
+
+def build_services(settings: Settings) -> Services:
+    engine = make_engine(settings)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        storage=Storage(settings.artifacts_dir),
+        dispatcher=Dispatcher(settings),
+        notifier=make_notifier(settings.redis_url),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.engine.dispose()
+
+    app = FastAPI(
+        title="taas",
+        version="0.1.0",
+        summary="Training as a service: submit a PyTorch training job, watch it train, fast.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in (jobs_router, datasets_router, models_router, workers_router):
+        app.include_router(router)
+
+    registry = CollectorRegistry()
+    registry.register(JobCollector(services))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the API process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers (503 otherwise)."""
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except OperationalError:
+            return JSONResponse(error_body("unavailable", "database unavailable"), status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    return app

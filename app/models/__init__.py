@@ -1,0 +1,1 @@
+"""Net summaries: what a model costs (shapes, parameters, FLOPs) before anything trains."""

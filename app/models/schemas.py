@@ -1,0 +1,57 @@
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.spec.schemas import ModelSpec, Strict
+
+
+class SummaryRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {
+                        "layers": [
+                            {"type": "flatten"},
+                            {"type": "linear", "out_features": 10, "activation": "relu"},
+                            {"type": "linear", "out_features": 10, "activation": "relu"},
+                            {"type": "linear", "out_features": 10},
+                        ]
+                    },
+                    "input_shape": [1, 28, 28],
+                    "classes": 10,
+                }
+            ]
+        },
+    )
+
+    model: ModelSpec
+    dataset: str | None = Field(None, max_length=64, description="Take the shapes from a dataset.")
+    input_shape: list[int] | None = Field(None, min_length=1, max_length=4)
+    classes: int | None = Field(None, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_source_of_shapes(self) -> Self:
+        if (self.dataset is None) == (self.input_shape is None):
+            raise ValueError("give either dataset or input_shape (with classes)")
+        if self.input_shape is not None and any(not 1 <= d <= 65_536 for d in self.input_shape):
+            raise ValueError("input_shape dimensions must be between 1 and 65536")
+        return self
+
+
+class LayerOut(BaseModel):
+    index: int
+    name: str
+    type: str
+    output_shape: list[int]
+    params: int
+    flops: int
+
+
+class SummaryOut(BaseModel):
+    input_shape: list[int]
+    layers: list[LayerOut]
+    params: int
+    flops_per_sample: int

@@ -1,0 +1,1 @@
+"""The fleet: each worker process describes itself here on every heartbeat."""

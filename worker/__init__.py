@@ -1,0 +1,1 @@
+"""Execution: the Celery worker that supervises trainers, and the trainer engine itself."""

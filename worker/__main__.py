@@ -1,0 +1,32 @@
+"""`python -m worker`: one Celery worker that trains one job at a time (`taas worker`)."""
+
+import os
+import socket
+import sys
+
+from app.config import get_settings
+from worker.celery_app import create_celery
+
+
+def main(argv: list[str]) -> None:
+    settings = get_settings()
+    celery = create_celery(settings)
+    celery.worker_main(
+        [
+            "worker",
+            # The task only supervises a child process, so the solo pool is enough, and
+            # one job per worker is the unit of scheduling (one worker per GPU).
+            "--pool=solo",
+            "--concurrency=1",
+            f"--queues={settings.task_queue}",
+            f"--hostname=taas-{socket.gethostname()}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+            *argv,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,230 @@
+"""Supervise one job's trainer process: claim, lease, cancel, store events, record the end.
+
+The trainer runs in its own process group (`start_new_session`), so a crash, an OOM kill
+or a CUDA fault stays there, its memory is returned when it exits, and cancelling kills
+exactly that job's processes. This process never imports torch.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.events.notify import Notifier
+from app.events.schemas import NewEvent
+from app.events.service import FenceLost
+from app.jobs import service as jobs
+from app.orm import Dataset
+from app.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+# Lease renewal and the cancel check share one tick, so a cancel takes effect within it.
+TICK_S = 0.5
+# Trainer events are written in batches at most this often (and at the end).
+FLUSH_S = 0.25
+# After SIGTERM, a trainer has this long to exit before SIGKILL.
+TERMINATE_GRACE_S = 3.0
+MAX_REASON = 500
+
+
+@dataclass
+class Outcome:
+    result: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None
+    error: str | None = None
+    cancelled: bool = False
+    lost: bool = False
+    pending: list[NewEvent] = field(default_factory=list)
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    notifier: Notifier
+    storage: Storage
+    worker_id: str
+    current_job: str | None = None
+
+    def run(self, job_id: str) -> None:
+        """Claim the job and see it to its end; a job someone else holds is left alone."""
+        with self.sessions() as session:
+            claim = jobs.claim(
+                session=session,
+                notifier=self.notifier,
+                job_id=job_id,
+                worker=self.worker_id,
+                lease_ttl_s=self.settings.lease_ttl_s,
+            )
+        if claim is None:
+            logger.info("job %s is not queued (claimed elsewhere, cancelled or gone)", job_id)
+            return
+        self.current_job = job_id
+        try:
+            outcome = self.supervise(claim)
+            self.record_end(claim, outcome)
+        finally:
+            self.current_job = None
+
+    def payload(self, claim: jobs.Claim) -> dict[str, Any]:
+        dataset_path = None
+        if claim.dataset_id is not None:
+            with self.sessions() as session:
+                dataset = session.get(Dataset, claim.dataset_id)
+                assert dataset is not None  # jobs keep a foreign key to their dataset
+                dataset_path = str(self.storage.path(dataset.path))
+        return {
+            "job_id": claim.job_id,
+            "attempt": claim.attempt,
+            "spec": claim.spec,
+            "dataset_path": dataset_path,
+            "claimed_at": claim.claimed_at.timestamp(),
+            "step_metric_interval_s": self.settings.step_metric_interval_s,
+        }
+
+    def supervise(self, claim: jobs.Claim) -> Outcome:
+        read_fd, write_fd = os.pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker.trainer", str(write_fd)],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+        os.close(write_fd)
+        assert process.stdin is not None
+        with process.stdin:
+            process.stdin.write(json.dumps(self.payload(claim)).encode())
+        outcome = Outcome()
+        buffered = b""
+        selector = selectors.DefaultSelector()
+        selector.register(read_fd, selectors.EVENT_READ)
+        last_flush = last_tick = time.monotonic()
+        open_pipe = True
+        try:
+            while open_pipe:
+                if selector.select(timeout=FLUSH_S):
+                    chunk = os.read(read_fd, 1 << 16)
+                    open_pipe = bool(chunk)
+                    buffered += chunk
+                    *lines, buffered = buffered.split(b"\n")
+                    for line in lines:
+                        self.take(line, outcome)
+                now = time.monotonic()
+                if outcome.pending and (now - last_flush >= FLUSH_S or not open_pipe):
+                    self.flush(claim, outcome)
+                    last_flush = now
+                if now - last_tick >= TICK_S:
+                    last_tick = now
+                    self.tick(claim, outcome)
+                    if outcome.cancelled or outcome.lost:
+                        break
+        finally:
+            selector.close()
+            os.close(read_fd)
+            if not open_pipe:  # the trainer is done writing: let it exit on its own
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(TERMINATE_GRACE_S)
+            stop(process)
+        if outcome.pending and not outcome.lost:
+            self.flush(claim, outcome)
+        if process.returncode not in (0, None) and outcome.error is None and not outcome.cancelled:
+            outcome.error = describe_exit(process.returncode)
+        return outcome
+
+    def take(self, line: bytes, outcome: Outcome) -> None:
+        message = json.loads(line)
+        kind, data = message["type"], message["data"]
+        when = _utc(message["time"])
+        if kind == "error":
+            outcome.error = data["message"]
+            outcome.pending.append(
+                NewEvent(type="log", data={"level": "error", **data}, time=when)
+            )
+            return
+        if kind == "result":
+            outcome.result, outcome.timings = data["result"], data["timings"]
+        outcome.pending.append(NewEvent(type=kind, data=data, time=when))
+
+    def flush(self, claim: jobs.Claim, outcome: Outcome) -> None:
+        try:
+            with self.sessions() as session:
+                jobs.record(session=session, notifier=self.notifier, claim=claim, new=outcome.pending)
+            outcome.pending = []
+        except FenceLost:
+            outcome.lost = True
+        except OperationalError as error:
+            logger.warning("could not store events of job %s yet: %s", claim.job_id, error)
+
+    def tick(self, claim: jobs.Claim, outcome: Outcome) -> None:
+        try:
+            with self.sessions() as session:
+                outcome.cancelled = jobs.renew(
+                    session=session, claim=claim, lease_ttl_s=self.settings.lease_ttl_s
+                )
+        except FenceLost:
+            logger.warning("lost the claim on job %s; stopping its trainer", claim.job_id)
+            outcome.lost = True
+        except OperationalError as error:
+            logger.warning("could not renew the lease of job %s: %s", claim.job_id, error)
+
+    def record_end(self, claim: jobs.Claim, outcome: Outcome) -> None:
+        if outcome.lost:
+            return  # someone else owns the job now; nothing of ours may be written
+        if outcome.cancelled:
+            status, reason = "cancelled", "cancelled"
+        elif outcome.error is None and outcome.result is not None:
+            status, reason = "succeeded", str(outcome.result.get("stopped", "completed"))
+        else:
+            status, reason = "failed", (outcome.error or "the trainer ended without a result")
+        try:
+            with self.sessions() as session:
+                jobs.finish(
+                    session=session,
+                    notifier=self.notifier,
+                    claim=claim,
+                    status=status,
+                    reason=reason[:MAX_REASON],
+                    result=outcome.result if status == "succeeded" else None,
+                    timings=outcome.timings,
+                )
+        except FenceLost:
+            logger.warning("job %s was taken over before it could be finished", claim.job_id)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End the trainer's whole process group: politely, then for sure."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        process.wait()
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"the trainer was killed by {name}{hint}"
+    return f"the trainer exited with code {returncode}"
+
+
+def _utc(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)

@@ -1,0 +1,77 @@
+"""The train task, and the worker's housekeeping: heartbeat, reaper, reconciler."""
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from app.broker import TRAIN_TASK, Dispatcher
+from app.config import Settings
+from app.db import make_engine, make_session_factory
+from app.events.notify import make_notifier
+from app.jobs import service as jobs
+from app.orm.base import utcnow
+from app.storage import Storage
+from app.workers import service as workers
+from worker.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+def local_device() -> str:
+    """What this worker trains on, without importing torch or touching CUDA here."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return "cuda" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
+
+
+def register(celery: Celery, settings: Settings) -> None:
+    engine = make_engine(settings)
+    sessions = make_session_factory(engine)
+    notifier = make_notifier(settings.redis_url)
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    supervisor = Supervisor(settings, sessions, notifier, Storage(settings.artifacts_dir), worker_id)
+    dispatcher = Dispatcher(settings)
+    stopping = threading.Event()
+    started_at = utcnow()
+
+    @celery.task(name=TRAIN_TASK, ignore_result=True)
+    def train(job_id: str) -> None:
+        """Train one job: the payload is only its id; the database says what to do."""
+        supervisor.run(job_id)
+
+    def housekeeping() -> None:
+        # Every worker runs these; they are idempotent compare-and-sets, so several
+        # workers doing them at once only repeat harmless work.
+        while not stopping.wait(settings.heartbeat_s):
+            try:
+                with sessions() as session:
+                    workers.heartbeat(
+                        session=session,
+                        worker_id=worker_id,
+                        hostname=socket.gethostname(),
+                        device=local_device(),
+                        job_id=supervisor.current_job,
+                        started_at=started_at,
+                    )
+                with sessions() as session:
+                    jobs.reap(session=session, notifier=notifier)
+                with sessions() as session:
+                    jobs.redispatch(
+                        session=session,
+                        dispatcher=dispatcher,
+                        older_than_s=settings.reconcile_after_s,
+                    )
+            except Exception:  # housekeeping must outlive a database or broker outage
+                logger.exception("housekeeping failed; retrying")
+
+    @worker_ready.connect(weak=False)
+    def start_housekeeping(**_: object) -> None:
+        threading.Thread(target=housekeeping, name="taas-housekeeping", daemon=True).start()
+
+    @worker_shutdown.connect(weak=False)
+    def stop_housekeeping(**_: object) -> None:
+        stopping.set()

@@ -1,0 +1,244 @@
+"""The training loop: one visible `for` over epochs and batches, measured honestly.
+
+Rules that keep it as fast as a hand-written loop:
+- the data is on the device and batched by index (data.py);
+- no host synchronisation per step: losses accumulate in a device tensor and are read
+  only when a step metric is due (at most every `step_metric_interval_s`) and at the end
+  of each epoch;
+- events leave through `emit`, which only buffers a line for the supervising process.
+"""
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from app.spec import JobSpec
+from worker.trainer.data import Splits, batches, eval_batches
+from worker.trainer.nets import build_net
+from worker.trainer.optim import LrSchedule, build_optimizer
+
+Emit = Callable[[str, dict[str, Any]], None]
+EVAL_BATCH = 4096
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite: the job's own failure, not the worker's."""
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("the job asks for cuda but this worker has no GPU")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32. `auto` never picks a slower path."""
+    if requested == "auto":
+        # bf16 autocast only pays off on GPUs with native bf16; on CPUs it is usually slower.
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[requested]
+
+
+@dataclass
+class Clock:
+    """Where the time went, from the trainer's side."""
+
+    first_step_at: float | None = None  # wall clock, to compare with the claim time
+    first_step_perf: float = 0.0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    epoch_s: list[float] = field(default_factory=list)
+    time_to_target_s: float | None = None
+    train_samples: int = 0
+
+    def since_first_step(self) -> float:
+        return time.perf_counter() - self.first_step_perf
+
+
+class Trainer:
+    def __init__(
+        self,
+        spec: JobSpec,
+        splits: Splits,
+        device: torch.device,
+        emit: Emit,
+        *,
+        step_metric_interval_s: float = 1.0,
+    ) -> None:
+        self.spec = spec
+        self.splits = splits
+        self.device = device
+        self.emit = emit
+        self.step_metric_interval_s = step_metric_interval_s
+        training = spec.training
+        torch.manual_seed(training.seed)
+        input_shape = tuple(splits.train.x.shape[1:])
+        self.net: nn.Module = build_net(spec.model.layers, input_shape).to(device)
+        self.forward: Callable[[Tensor], Tensor] = (
+            torch.compile(self.net) if training.compile else self.net  # type: ignore[assignment]
+        )
+        n_train = len(splits.train)
+        self.batch_size = n_train if training.batch_size == "full" else min(training.batch_size, n_train)
+        self.steps_per_epoch = math.ceil(n_train / self.batch_size)
+        self.total_steps = self.steps_per_epoch * training.epochs
+        self.optimizer = build_optimizer(spec.optimizer, self.net.parameters())
+        self.schedule = LrSchedule(
+            spec.schedule, self.optimizer, steps_per_epoch=self.steps_per_epoch, epochs=training.epochs
+        )
+        self.autocast_dtype = pick_precision(training.precision, device)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=self.autocast_dtype == torch.float16 and device.type == "cuda"
+        )
+        self.generator = torch.Generator().manual_seed(training.seed)
+        self.clock = Clock()
+        self.step = 0
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def run(self) -> dict[str, Any]:
+        """Train for the spec's epochs or until its target; the result and timings."""
+        target = self.spec.training.target
+        history: list[dict[str, float]] = []
+        stopped = "completed"
+        for epoch in range(1, self.spec.training.epochs + 1):
+            started = time.perf_counter()
+            train_loss = self.train_epoch(epoch)
+            train_s = time.perf_counter() - started
+            self.clock.train_s += train_s
+            metrics = {"train_loss": train_loss, **self.evaluate()}
+            epoch_s = time.perf_counter() - started
+            self.clock.epoch_s.append(epoch_s)
+            samples = len(self.splits.train)
+            self.emit(
+                "metric",
+                {
+                    "scope": "epoch",
+                    "epoch": epoch,
+                    "step": self.step,
+                    **metrics,
+                    "lr": self.schedule.lr,
+                    "samples_per_s": samples / train_s,
+                    "epoch_s": epoch_s,
+                },
+            )
+            history.append({"epoch": epoch, "step": self.step, **metrics})
+            if target is not None and target.reached(metrics[target.metric]):
+                self.clock.time_to_target_s = self.clock.since_first_step()
+                message = f"target {target.metric} {target.value} reached at epoch {epoch}"
+                self.emit("log", {"level": "info", "message": message})
+                stopped = "target_reached"
+                break
+            self.schedule.after_epoch(metrics)
+        return self.result(history, stopped)
+
+    def train_epoch(self, epoch: int) -> float:
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        window_sum = torch.zeros((), device=self.device)
+        window_steps, window_samples = 0, 0
+        window_started = time.perf_counter()
+        for x, y in batches(self.splits.train, self.batch_size, self.generator):
+            if self.clock.first_step_at is None:
+                self.clock.first_step_at = time.time()
+                self.clock.first_step_perf = time.perf_counter()
+            loss = self.train_step(x, y)
+            loss_sum += loss
+            window_sum += loss
+            window_steps += 1
+            window_samples += len(y)
+            # A host-side clock check per step; the device is read only when a metric is due.
+            now = time.perf_counter()
+            if now - window_started >= self.step_metric_interval_s:
+                self.emit_step_metric(epoch, window_sum, window_steps, window_samples, now - window_started)
+                window_sum.zero_()
+                window_steps, window_samples, window_started = 0, 0, now
+        mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
+        if not math.isfinite(mean_loss):
+            raise Diverged(f"the training loss became {mean_loss} in epoch {epoch}")
+        self.clock.train_samples += len(self.splits.train)
+        return mean_loss
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = F.cross_entropy(self.forward(x), y)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        self.schedule.after_step(self.step, self.total_steps)
+        return loss.detach().float()
+
+    def emit_step_metric(self, epoch: int, loss_sum: Tensor, steps: int, samples: int, seconds: float) -> None:
+        self.emit(
+            "metric",
+            {
+                "scope": "step",
+                "epoch": epoch,
+                "step": self.step,
+                "train_loss": float(loss_sum.item()) / steps,
+                "lr": self.schedule.lr,
+                "samples_per_s": samples / seconds,
+            },
+        )
+
+    @torch.inference_mode()
+    def evaluate(self) -> dict[str, float]:
+        val = self.splits.val
+        if val is None:
+            return {}
+        started = time.perf_counter()
+        self.net.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for x, y in eval_batches(val, EVAL_BATCH):
+            with self.autocast():
+                logits = self.forward(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(dim=1) == y).sum()
+        metrics = {"val_loss": loss_sum.item() / len(val), "val_accuracy": correct.item() / len(val)}
+        self.clock.eval_s += time.perf_counter() - started
+        return metrics
+
+    def result(self, history: list[dict[str, float]], stopped: str) -> dict[str, Any]:
+        best_metric = self.spec.training.target.metric if self.spec.training.target else None
+        if best_metric is None:
+            best_metric = "val_accuracy" if self.splits.val is not None else "train_loss"
+        maximize = best_metric.endswith("accuracy")
+        best = max(history, key=lambda m: m[best_metric] if maximize else -m[best_metric])
+        return {
+            "final": history[-1],
+            "best": best,
+            "epochs": len(history),
+            "steps": self.step,
+            "stopped": stopped,
+        }
+
+    def timings(self, claimed_at: float) -> dict[str, Any]:
+        """The trainer's share of the job's timings; the supervisor adds queue and total."""
+        clock = self.clock
+        return {
+            "startup_s": (clock.first_step_at or time.time()) - claimed_at,
+            "train_s": clock.train_s,
+            "eval_s": clock.eval_s,
+            "checkpoint_s": 0.0,  # nothing is checkpointed yet
+            "samples_per_s": clock.train_samples / clock.train_s if clock.train_s else None,
+            "epoch_s": clock.epoch_s,
+            "time_to_target_s": clock.time_to_target_s,
+        }
+
