@@ -50,6 +50,14 @@ def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[requested]
 
 
+def finite(metrics: dict[str, float], epoch: int) -> dict[str, float]:
+    """The metrics, unless one is NaN or infinite: then the job has diverged."""
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            raise Diverged(f"{name} became {value} in epoch {epoch}")
+    return metrics
+
+
 @dataclass
 class Clock:
     """Where the time went, from the trainer's side."""
@@ -120,7 +128,7 @@ class Trainer:
             train_loss = self.train_epoch(epoch)
             train_s = time.perf_counter() - started
             self.clock.train_s += train_s
-            metrics = {"train_loss": train_loss, **self.evaluate()}
+            metrics = finite({"train_loss": train_loss, **self.evaluate()}, epoch)
             epoch_s = time.perf_counter() - started
             self.clock.epoch_s.append(epoch_s)
             samples = len(self.splits.train)
@@ -168,8 +176,6 @@ class Trainer:
                 window_sum.zero_()
                 window_steps, window_samples, window_started = 0, 0, now
         mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
-        if not math.isfinite(mean_loss):
-            raise Diverged(f"the training loss became {mean_loss} in epoch {epoch}")
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
 
@@ -185,13 +191,14 @@ class Trainer:
         return loss.detach().float()
 
     def emit_step_metric(self, epoch: int, loss_sum: Tensor, steps: int, samples: int, seconds: float) -> None:
+        train_loss = finite({"train_loss": float(loss_sum.item()) / steps}, epoch)["train_loss"]
         self.emit(
             "metric",
             {
                 "scope": "step",
                 "epoch": epoch,
                 "step": self.step,
-                "train_loss": float(loss_sum.item()) / steps,
+                "train_loss": train_loss,
                 "lr": self.schedule.lr,
                 "samples_per_s": samples / seconds,
             },

@@ -55,6 +55,9 @@ def build_optimizer(spec: Optimizer, params: Iterable[nn.Parameter]) -> torch.op
     raise AssertionError(f"unhandled optimizer {spec!r}")
 
 
+MAX_PCT_START = 0.99
+
+
 class LrSchedule:
     """One interface over torch's schedulers: some step per batch, some per epoch."""
 
@@ -76,13 +79,23 @@ class LrSchedule:
                 )
             case OneCycleSchedule():
                 max_lr = spec.max_lr or optimizer.param_groups[0]["lr"]
+                # OneCycleLR divides by (pct_start * total_steps - 1): a warm-up of exactly
+                # one step is a ZeroDivisionError, so short runs get a warm-up of 1.5 steps.
+                pct_start = max(spec.pct_start, min(MAX_PCT_START, 1.5 / total_steps))
                 self._per_step = lr_scheduler.OneCycleLR(
-                    optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=spec.pct_start
+                    optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
                 )
             case PlateauSchedule():
                 mode = "max" if spec.metric.endswith("accuracy") else "min"
                 self._plateau = lr_scheduler.ReduceLROnPlateau(
-                    optimizer, mode=mode, factor=spec.factor, patience=spec.patience, min_lr=spec.min_lr
+                    optimizer,
+                    mode=mode,
+                    factor=spec.factor,
+                    patience=spec.patience,
+                    min_lr=spec.min_lr,
+                    # torch skips reductions smaller than eps (1e-8 by default), which would
+                    # silently ignore the schedule for small learning rates.
+                    eps=0.0,
                 )
 
     @property

@@ -1,0 +1,183 @@
+"""Fixtures: real databases through the real migrations, real workers, real brokers.
+
+SQLite runs everywhere. Postgres + Redis run when they answer, and under CI=true they
+must: a test that needs them fails instead of skipping.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.main import create_app
+from app.migrate import upgrade
+from app.orm import Base
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get(
+    "TAAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TAAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Short enough that tests see heartbeats and housekeeping quickly.
+TEST_HEARTBEAT_S = 0.5
+WORKER_READY_TIMEOUT_S = 60.0
+
+
+def stack_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true needs Postgres and Redis: {reason}")
+    pytest.skip(f"Postgres/Redis not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database for this test session, created in the test cluster and dropped after."""
+    name = f"taas_test_{uuid.uuid4().hex[:12]}"
+    admin_url = make_url(POSTGRES_URL)
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        stack_unavailable(str(error))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        stack_unavailable(str(error))
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_database: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    upgrade(Settings(data_dir=tmp_path_factory.mktemp("pg"), database_url=postgres_database))
+    return postgres_database
+
+
+def empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {names} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for one test: SQLite in tmp_path, or (for `backend == postgres`) the stack."""
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else "sqlite"
+    queue = f"taas.test.{uuid.uuid4().hex[:8]}"  # tests never consume each other's doorbells
+    if backend == "postgres":
+        url = request.getfixturevalue("migrated_postgres")
+        empty_tables(url)
+        return Settings(
+            data_dir=tmp_path,
+            database_url=url,
+            redis_url=request.getfixturevalue("redis_url"),
+            task_queue=queue,
+            heartbeat_s=TEST_HEARTBEAT_S,
+        )
+    settings = Settings(data_dir=tmp_path, task_queue=queue, heartbeat_s=TEST_HEARTBEAT_S)
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TAAS_DATA_DIR": str(settings.data_dir),
+            "TAAS_DATABASE_URL": settings.sqlalchemy_url,
+            "TAAS_TASK_QUEUE": settings.task_queue,
+            "TAAS_HEARTBEAT_S": str(settings.heartbeat_s),
+            "TAAS_LEASE_TTL_S": str(settings.lease_ttl_s),
+        }
+    )
+    env.pop("TAAS_REDIS_URL", None)
+    if settings.redis_url:
+        env["TAAS_REDIS_URL"] = settings.redis_url
+    return env
+
+
+@pytest.fixture
+def worker(settings: Settings, client: TestClient) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `python -m worker` process on the test's database and broker, once it is ready."""
+    log = (settings.data_dir / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--loglevel=INFO"],
+        cwd=ROOT,
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+    # The worker's first heartbeat comes from its housekeeping thread, which starts
+    # only once Celery says the worker is ready to consume.
+    while not [w for w in client.get("/v1/workers").json()["items"] if w["alive"]]:
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.close()
+            output = (settings.data_dir / "worker.log").read_text(errors="replace")[-4000:]
+            process.kill()
+            pytest.fail(f"the worker did not start:\n{output}")
+        time.sleep(0.1)
+    yield process
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not answer within {timeout_s} s")

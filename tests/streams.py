@@ -1,0 +1,48 @@
+"""Reading a job's websocket stream to its end, as a client would."""
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+SEED_MLP: dict[str, Any] = {
+    "layers": [
+        {"type": "flatten"},
+        {"type": "linear", "out_features": 10, "activation": "relu"},
+        {"type": "linear", "out_features": 10, "activation": "relu"},
+        {"type": "linear", "out_features": 10},
+    ]
+}
+
+
+def small_job(**training: Any) -> dict[str, Any]:
+    """A few-second synthetic job: the seed's optimizer on a small MLP."""
+    return {
+        "name": "small",
+        "dataset": {"name": "synthetic", "samples": 512, "classes": 4, "input_shape": [16]},
+        "model": {
+            "layers": [
+                {"type": "linear", "out_features": 32, "activation": "relu"},
+                {"type": "linear", "out_features": 4},
+            ]
+        },
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "training": {"epochs": 3, "batch_size": 32, **training},
+        "tags": ["test"],
+    }
+
+
+def read_stream(client: TestClient, job_id: str, after: int = 0, limit: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Events until the server closes (and its close code), or the first `limit` events."""
+    events: list[dict[str, Any]] = []
+    with client.websocket_connect(f"/v1/jobs/{job_id}/stream?after={after}") as socket:
+        try:
+            while limit is None or len(events) < limit:
+                events.append(socket.receive_json())
+        except WebSocketDisconnect as closed:
+            return events, closed.code
+    return events, None
+
+
+def statuses(events: list[dict[str, Any]]) -> list[str]:
+    return [e["data"]["status"] for e in events if e["type"] == "status"]
