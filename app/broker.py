@@ -26,7 +26,7 @@ def celery_client(settings: Settings) -> Celery:
         # Job state and results live in the database; Celery keeps none.
         task_ignore_result=True,
         result_backend=None,
-        task_default_queue=settings.task_queue,
+        task_default_queue=f"{settings.task_queue}.auto",
         # Give up quickly when the broker is down: the job is already stored, and the
         # reconciler re-sends it, so a submit must not hang on a dead broker.
         broker_connection_retry_on_startup=True,
@@ -36,19 +36,24 @@ def celery_client(settings: Settings) -> Celery:
     return celery
 
 
+def device_queue(settings: Settings, device: str) -> str:
+    """One queue per device a job asks for: GPU workers consume `cuda` and `auto`, CPU
+    workers `cpu` and `auto`, so a job never lands on a worker that cannot run it."""
+    return f"{settings.task_queue}.{device}"
+
+
 class Dispatcher:
     def __init__(self, settings: Settings) -> None:
         self._celery = celery_client(settings)
-        self._queue = settings.task_queue
+        self._settings = settings
 
-    def send(self, job_id: str) -> None:
-        self._celery.send_task(
-            TRAIN_TASK, args=[job_id], queue=self._queue, expires=DOORBELL_EXPIRES_S
-        )
+    def send(self, job_id: str, device: str = "auto") -> None:
+        queue = device_queue(self._settings, device)
+        self._celery.send_task(TRAIN_TASK, args=[job_id], queue=queue, expires=DOORBELL_EXPIRES_S)
 
-    def try_send(self, job_id: str) -> bool:
+    def try_send(self, job_id: str, device: str = "auto") -> bool:
         try:
-            self.send(job_id)
+            self.send(job_id, device)
         except Exception as error:  # kombu raises many kinds; none may fail a stored submit
             logger.warning("could not dispatch job %s (the reconciler will retry): %s", job_id, error)
             return False

@@ -228,3 +228,7 @@ def datasets_list(url: Url = DEFAULT_URL) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

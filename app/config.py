@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for the broker and live events; default: no Redis at all."
     )
-    task_queue: str = Field("taas.train", description="Broker queue the workers consume.")
+    task_queue: str = Field(
+        "taas.train", description="Prefix of the broker queues, one per device (.auto, .cpu, .cuda)."
+    )
     lease_ttl_s: float = Field(30.0, gt=0, description="A running job's lease lasts this long.")
     heartbeat_s: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)

@@ -5,7 +5,9 @@ import socket
 import sys
 
 from app.config import get_settings
+from app.broker import device_queue
 from worker.celery_app import create_celery
+from worker.tasks import local_device
 
 
 def main(argv: list[str]) -> None:
@@ -18,7 +20,7 @@ def main(argv: list[str]) -> None:
             # one job per worker is the unit of scheduling (one worker per GPU).
             "--pool=solo",
             "--concurrency=1",
-            f"--queues={settings.task_queue}",
+            f"--queues={device_queue(settings, 'auto')},{device_queue(settings, local_device())}",
             f"--hostname=taas-{socket.gethostname()}-{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",

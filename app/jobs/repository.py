@@ -78,9 +78,10 @@ def expired_leases(session: Session, now: datetime, limit: int) -> list[Job]:
     return list(session.scalars(statement))
 
 
-def undispatched(session: Session, before: datetime, limit: int) -> list[str]:
+def undispatched(session: Session, before: datetime, limit: int) -> list[tuple[str, str]]:
+    """Queued jobs whose doorbell is older than `before` or was never rung: (id, device)."""
     statement = (
-        select(Job.id)
+        select(Job.id, Job.device)
         .where(
             Job.status == "queued",
             or_(Job.dispatched_at.is_(None), Job.dispatched_at < before),
@@ -88,4 +89,4 @@ def undispatched(session: Session, before: datetime, limit: int) -> list[str]:
         .order_by(Job.priority.desc(), Job.created_at)
         .limit(limit)
     )
-    return list(session.scalars(statement))
+    return [(job_id, device) for job_id, device in session.execute(statement)]

@@ -59,6 +59,7 @@ def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec
         spec=spec.model_dump(mode="json"),
         dataset_id=dataset_id,
         priority=spec.priority,
+        device=spec.resources.device,
         params=net.params,
         flops_per_sample=net.flops,
         created_at=now,
@@ -71,7 +72,7 @@ def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec
     notifier.publish(job.id)
     # After the commit, so the worker finds the row. If the broker is down the job stays
     # queued and the reconciler rings again; the submit itself has succeeded.
-    dispatcher.try_send(job.id)
+    dispatcher.try_send(job.id, job.device)
     return job
 
 
@@ -280,9 +281,9 @@ def redispatch(*, session: Session, dispatcher: Dispatcher, older_than_s: float,
     """Ring the broker again for queued jobs whose doorbell is old or was never rung."""
     now = utcnow()
     stale = repository.undispatched(session, now - timedelta(seconds=older_than_s), limit)
-    for job_id in stale:
+    for job_id, _ in stale:
         repository.compare_and_set(session, job_id, {"status": "queued"}, {"dispatched_at": now})
     session.commit()
-    for job_id in stale:
-        dispatcher.try_send(job_id)
-    return stale
+    for job_id, device in stale:
+        dispatcher.try_send(job_id, device)
+    return [job_id for job_id, _ in stale]

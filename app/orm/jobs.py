@@ -21,6 +21,8 @@ class Job(Base):
     spec: Mapped[dict[str, Any]]
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"))
     priority: Mapped[int] = mapped_column(default=0)
+    # What the job needs: its doorbell goes to the queue of workers that have it.
+    device: Mapped[str] = mapped_column(String(16), default="auto")
     params: Mapped[int] = mapped_column(BigInteger)
     flops_per_sample: Mapped[int] = mapped_column(BigInteger)
     attempt: Mapped[int] = mapped_column(default=0)

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.Column("dataset_id", sa.String(length=64), nullable=True),
         sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("device", sa.String(length=16), nullable=False),
         sa.Column("params", sa.BigInteger(), nullable=False),
         sa.Column("flops_per_sample", sa.BigInteger(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),

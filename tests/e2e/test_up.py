@@ -1,0 +1,84 @@
+"""A new user's path: `taas up`, upload MNIST, train the seed job, watch it stream."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from app.spec.schemas import SEED_JOB_EXAMPLE
+from tests.conftest import MNIST, ROOT, free_port, wait_for_http
+
+TAAS = [sys.executable, "-m", "app.cli"]
+pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/datasets/mnist")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAAS_")}
+    with (tmp_path / "up.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*TAAS, "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+            cwd=tmp_path,  # everything must land under --data-dir, not the working directory
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env | {"PYTHONPATH": str(ROOT)},
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/readyz", process)
+            yield url
+            process.terminate()
+            assert process.wait(30) == 0
+        finally:
+            process.kill()
+            process.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "seed.json", "up.log"]
+
+
+def stream(url: str, job_id: str, after: int) -> list[dict[str, Any]]:
+    ws = url.replace("http", "ws", 1)
+    with connect(f"{ws}/v1/jobs/{job_id}/stream?after={after}") as socket:
+        events = [json.loads(raw) for raw in socket]
+        assert socket.close_code == 1000
+    return events
+
+
+def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> None:
+    images, labels = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
+    upload = subprocess.run(
+        [*TAAS, "datasets", "upload", "--images", str(images), "--labels", str(labels),
+         "--name", "mnist", "--url", service],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    dataset = json.loads(upload.stdout)
+    assert (dataset["samples"], dataset["input_shape"], dataset["classes"]) == (10_000, [1, 28, 28], 10)
+    spec_path = tmp_path / "seed.json"
+    spec_path.write_text(json.dumps(SEED_JOB_EXAMPLE))
+
+    run = subprocess.run(
+        [*TAAS, "submit", str(spec_path), "--dataset", dataset["id"], "--follow", "--url", service],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "succeeded" in run.stdout
+    job_id = run.stdout.split()[1]
+    job = httpx.get(f"{service}/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded"
+    assert job["result"]["best"]["val_accuracy"] >= 0.90
+    assert job["params"] == 8070
+
+    events = stream(service, job_id, after=0)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    epochs = [e for e in events if e["type"] == "metric" and e["data"]["scope"] == "epoch"]
+    assert len(epochs) == job["result"]["epochs"]
+    middle = epochs[len(epochs) // 2]["seq"]
+    assert stream(service, job_id, after=middle) == events[middle:]
