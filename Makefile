@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The CPU build of torch, installed before the project so pip never pulls a CUDA build.
+# Elsewhere: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
 .PHONY: setup run test lint format bench clean
@@ -13,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -21,7 +22,7 @@ run: setup
 	$(BIN)/taas migrate
 	$(BIN)/taas up
 
-test: setup
+test: lint
 	$(BIN)/python -m pytest --cov=app --cov=worker --cov-report=term:skip-covered
 
 lint: setup

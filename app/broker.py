@@ -55,6 +55,8 @@ class Dispatcher:
         try:
             self.send(job_id, device)
         except Exception as error:  # kombu raises many kinds; none may fail a stored submit
-            logger.warning("could not dispatch job %s (the reconciler will retry): %s", job_id, error)
+            logger.warning(
+                "could not dispatch job %s (the reconciler will retry): %s", job_id, error
+            )
             return False
         return True

@@ -61,8 +61,19 @@ def up(
     _migrate(data_dir)
     env = _env(data_dir)
     api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-         "--host", host, "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=env,
     )
     worker = subprocess.Popen([sys.executable, "-m", "worker", "--loglevel=WARNING"], env=env)
@@ -130,7 +141,9 @@ def _check(response: httpx.Response) -> Any:
 @cli.command()
 def submit(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A job spec, JSON.")],
-    follow_: Annotated[bool, typer.Option("--follow", help="Stream the job until it ends.")] = False,
+    follow_: Annotated[
+        bool, typer.Option("--follow", help="Stream the job until it ends.")
+    ] = False,
     dataset: Annotated[str | None, typer.Option(help="Use this dataset id instead.")] = None,
     url: Url = DEFAULT_URL,
 ) -> None:
@@ -153,7 +166,12 @@ def follow(job_id: str, after: int = 0, url: Url = DEFAULT_URL) -> None:
     epochs = job["spec"]["training"]["epochs"]
     ws_url = url.replace("http", "ws", 1) + f"/v1/jobs/{job_id}/stream"
     status = job["status"]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("epochs", total=epochs)
         deadline = time.monotonic() + RECONNECT_S
@@ -169,8 +187,14 @@ def follow(job_id: str, after: int = 0, url: Url = DEFAULT_URL) -> None:
                 time.sleep(1)
     with _client(url) as client:
         job = _check(client.get(f"/v1/jobs/{job_id}"))
-    console.print_json(data={"status": job["status"], "reason": job["reason"],
-                             "result": job["result"], "timings": job["timings"]})
+    console.print_json(
+        data={
+            "status": job["status"],
+            "reason": job["reason"],
+            "result": job["result"],
+            "timings": job["timings"],
+        }
+    )
     raise typer.Exit(0 if job["status"] == "succeeded" else 1)
 
 
@@ -202,7 +226,9 @@ def cancel(job_id: str, url: Url = DEFAULT_URL) -> None:
     """Cancel a queued or running job."""
     with _client(url) as client:
         job = _check(client.post(f"/v1/jobs/{job_id}/cancel"))
-    console.print(f"{job['id']}: {job['status']}" + (" (stopping)" if job["cancel_requested"] else ""))
+    console.print(
+        f"{job['id']}: {job['status']}" + (" (stopping)" if job["cancel_requested"] else "")
+    )
 
 
 @datasets_cli.command("upload")
@@ -215,7 +241,9 @@ def datasets_upload(
     """Upload an IDX dataset (images and labels, gzip or raw); prints its id."""
     with _client(url) as client, images.open("rb") as x, labels.open("rb") as y:
         files = {"images": (images.name, x), "labels": (labels.name, y)}
-        dataset = _check(client.post("/v1/datasets", data={"format": "idx", "name": name}, files=files))
+        dataset = _check(
+            client.post("/v1/datasets", data={"format": "idx", "name": name}, files=files)
+        )
     console.print_json(data=dataset)
 
 

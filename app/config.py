@@ -18,7 +18,8 @@ class Settings(BaseSettings):
         None, description="Redis for the broker and live events; default: no Redis at all."
     )
     task_queue: str = Field(
-        "taas.train", description="Prefix of the broker queues, one per device (.auto, .cpu, .cuda)."
+        "taas.train",
+        description="Prefix of the broker queues, one per device (.auto, .cpu, .cuda).",
     )
     lease_ttl_s: float = Field(30.0, gt=0, description="A running job's lease lasts this long.")
     heartbeat_s: float = Field(5.0, gt=0, description="How often a worker renews its lease.")

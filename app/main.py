@@ -85,7 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse(
-            error_body(code, str(error.detail)), status_code=error.status_code, headers=error.headers
+            error_body(code, str(error.detail)),
+            status_code=error.status_code,
+            headers=error.headers,
         )
 
     @app.exception_handler(OperationalError)
@@ -105,7 +107,9 @@ class JobCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("taas_jobs", "Jobs by status.", labels=["status"])
         with self._services.sessions() as session:
-            counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            counts = dict(
+                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            )
         for status in ("queued", "running", "succeeded", "failed", "cancelled"):
             gauge.add_metric([status], counts.get(status, 0))
         yield gauge

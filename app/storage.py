@@ -37,9 +37,6 @@ class Storage:
             raise
         _fsync_dir(final.parent)
 
-    def read_array(self, relative: str, name: str) -> np.ndarray:
-        return np.load(self.path(relative) / f"{name}.npy", allow_pickle=False)
-
     def delete(self, relative: str) -> None:
         shutil.rmtree(self.path(relative), ignore_errors=True)
 

@@ -32,7 +32,9 @@ def small_job(**training: Any) -> dict[str, Any]:
     }
 
 
-def read_stream(client: TestClient, job_id: str, after: int = 0, limit: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+def read_stream(
+    client: TestClient, job_id: str, after: int = 0, limit: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
     """Events until the server closes (and its close code), or the first `limit` events."""
     events: list[dict[str, Any]] = []
     with client.websocket_connect(f"/v1/jobs/{job_id}/stream?after={after}") as socket:

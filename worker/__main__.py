@@ -4,8 +4,8 @@ import os
 import socket
 import sys
 
-from app.config import get_settings
 from app.broker import device_queue
+from app.config import get_settings
 from worker.celery_app import create_celery
 from worker.tasks import local_device
 

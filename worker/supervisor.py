@@ -150,9 +150,7 @@ class Supervisor:
         when = _utc(message["time"])
         if kind == "error":
             outcome.error = data["message"]
-            outcome.pending.append(
-                NewEvent(type="log", data={"level": "error", **data}, time=when)
-            )
+            outcome.pending.append(NewEvent(type="log", data={"level": "error", **data}, time=when))
             return
         if kind == "result":
             outcome.result, outcome.timings = data["result"], data["timings"]
@@ -161,7 +159,9 @@ class Supervisor:
     def flush(self, claim: jobs.Claim, outcome: Outcome) -> None:
         try:
             with self.sessions() as session:
-                jobs.record(session=session, notifier=self.notifier, claim=claim, new=outcome.pending)
+                jobs.record(
+                    session=session, notifier=self.notifier, claim=claim, new=outcome.pending
+                )
             outcome.pending = []
         except FenceLost:
             outcome.lost = True

@@ -33,12 +33,14 @@ def register(celery: Celery, settings: Settings) -> None:
     sessions = make_session_factory(engine)
     notifier = make_notifier(settings.redis_url)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    supervisor = Supervisor(settings, sessions, notifier, Storage(settings.artifacts_dir), worker_id)
+    supervisor = Supervisor(
+        settings, sessions, notifier, Storage(settings.artifacts_dir), worker_id
+    )
     dispatcher = Dispatcher(settings)
     stopping = threading.Event()
     started_at = utcnow()
 
-    @celery.task(name=TRAIN_TASK, ignore_result=True)
+    @celery.task(name=TRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def train(job_id: str) -> None:
         """Train one job: the payload is only its id; the database says what to do."""
         supervisor.run(job_id)
@@ -68,10 +70,10 @@ def register(celery: Celery, settings: Settings) -> None:
             except Exception:  # housekeeping must outlive a database or broker outage
                 logger.exception("housekeeping failed; retrying")
 
-    @worker_ready.connect(weak=False)
+    @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def start_housekeeping(**_: object) -> None:
         threading.Thread(target=housekeeping, name="taas-housekeeping", daemon=True).start()
 
-    @worker_shutdown.connect(weak=False)
+    @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
     def stop_housekeeping(**_: object) -> None:
         stopping.set()

@@ -51,7 +51,9 @@ def upload_idx(
         raise UploadInvalid.at("labels", f"needs at least {MIN_SAMPLES} samples, got {len(y)}")
     classes = int(y.max()) + 1
     if classes < MIN_CLASSES:
-        raise UploadInvalid.at("labels", f"needs at least {MIN_CLASSES} classes, got labels 0..{classes - 1}")
+        raise UploadInvalid.at(
+            "labels", f"needs at least {MIN_CLASSES} classes, got labels 0..{classes - 1}"
+        )
     dataset = Dataset(
         id=new_id("ds"),
         name=name,

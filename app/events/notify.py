@@ -79,10 +79,13 @@ class Wakeups:
             await asyncio.sleep(self._poll_s)
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         with contextlib.suppress(aioredis.RedisError):
             if self._pubsub is not None:
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             if self._client is not None:
                 await self._client.aclose()

@@ -33,7 +33,9 @@ def insert(
     return rows
 
 
-def after(session: Session, job_id: str, cursor: int, limit: int, types: Sequence[str] = ()) -> list[Event]:
+def after(
+    session: Session, job_id: str, cursor: int, limit: int, types: Sequence[str] = ()
+) -> list[Event]:
     statement = (
         select(Event)
         .where(Event.job_id == job_id, Event.seq > cursor)

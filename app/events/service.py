@@ -37,7 +37,9 @@ def append(
     return repository.insert(session, job_id, last - len(events) + 1, events, utcnow())
 
 
-def page(session: Session, job_id: str, *, after: int, limit: int, types: Sequence[str] = ()) -> list[Event]:
+def page(
+    session: Session, job_id: str, *, after: int, limit: int, types: Sequence[str] = ()
+) -> list[Event]:
     if session.get(Job, job_id) is None:
         raise JobNotFound(job_id)
     return repository.after(session, job_id, after, limit, types)

@@ -55,7 +55,9 @@ def page(
     return list(session.scalars(statement))
 
 
-def compare_and_set(session: Session, job_id: str, expect: dict[str, Any], values: dict[str, Any]) -> Job | None:
+def compare_and_set(
+    session: Session, job_id: str, expect: dict[str, Any], values: dict[str, Any]
+) -> Job | None:
     """Update the job only if every `expect` column still holds; the updated job, else None."""
     conditions = [getattr(Job, column) == value for column, value in expect.items()]
     statement = (

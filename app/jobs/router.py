@@ -86,7 +86,9 @@ def list_metrics(job_id: str, session: SessionDep, after: Cursor = 0) -> MetricP
 
 
 @router.websocket("/{job_id}/stream")
-async def stream_job(websocket: WebSocket, job_id: str, services: WsServicesDep, after: Cursor = 0) -> None:
+async def stream_job(
+    websocket: WebSocket, job_id: str, services: WsServicesDep, after: Cursor = 0
+) -> None:
     """Replay a job's events after `after`, follow live ones, close with 1000 after the end."""
     await websocket.accept()
     settings = services.settings

@@ -83,7 +83,9 @@ def get(*, session: Session, job_id: str) -> Job:
     return job
 
 
-def page(*, session: Session, status: str | None, tag: str | None, cursor: str | None, limit: int) -> list[Job]:
+def page(
+    *, session: Session, status: str | None, tag: str | None, cursor: str | None, limit: int
+) -> list[Job]:
     """Jobs newest first, filtered by status and tag, after a cursor."""
     return repository.page(session, status=status, tag=tag, cursor=cursor, limit=limit)
 
@@ -148,7 +150,9 @@ class Claim:
     dataset_id: str | None
 
 
-def claim(*, session: Session, notifier: Notifier, job_id: str, worker: str, lease_ttl_s: float) -> Claim | None:
+def claim(
+    *, session: Session, notifier: Notifier, job_id: str, worker: str, lease_ttl_s: float
+) -> Claim | None:
     """queued -> running for this worker, or None if someone else has it or it is gone."""
     job = repository.get(session, job_id)
     if job is None or job.status != "queued":
@@ -252,7 +256,9 @@ def reap(*, session: Session, notifier: Notifier, limit: int = 100) -> list[str]
     now = utcnow()
     for job in repository.expired_leases(session, now, limit):
         # A job the user asked to cancel ends here instead of running again.
-        status, reason = ("cancelled", "cancelled") if job.cancel_requested else ("queued", "worker_lost")
+        status, reason = (
+            ("cancelled", "cancelled") if job.cancel_requested else ("queued", "worker_lost")
+        )
         back = repository.compare_and_set(
             session,
             job.id,
@@ -277,7 +283,9 @@ def reap(*, session: Session, notifier: Notifier, limit: int = 100) -> list[str]
     return requeued
 
 
-def redispatch(*, session: Session, dispatcher: Dispatcher, older_than_s: float, limit: int = 100) -> list[str]:
+def redispatch(
+    *, session: Session, dispatcher: Dispatcher, older_than_s: float, limit: int = 100
+) -> list[str]:
     """Ring the broker again for queued jobs whose doorbell is old or was never rung."""
     now = utcnow()
     stale = repository.undispatched(session, now - timedelta(seconds=older_than_s), limit)

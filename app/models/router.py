@@ -1,8 +1,8 @@
 from fastapi import APIRouter
 
+from app.datasets import service as datasets
 from app.deps import SessionDep
 from app.errors import ErrorDetail, SpecInvalid
-from app.datasets import service as datasets
 from app.models.schemas import LayerOut, SummaryOut, SummaryRequest
 from app.spec import summarize
 
@@ -33,5 +33,8 @@ def summarize_model(request: SummaryRequest, session: SessionDep) -> SummaryOut:
         for layer in net.layers
     ]
     return SummaryOut(
-        input_shape=list(net.input_shape), layers=layers, params=net.params, flops_per_sample=net.flops
+        input_shape=list(net.input_shape),
+        layers=layers,
+        params=net.params,
+        flops_per_sample=net.flops,
     )

@@ -56,8 +56,6 @@ class JobTag(Base):
     __tablename__ = "job_tags"
     __table_args__ = (Index("ix_job_tags_tag_job_id", "tag", "job_id"),)
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int]

@@ -5,7 +5,7 @@ field instead of a silently ignored option. Numeric bounds keep every value insi
 torch accepts, so a spec that validates here never fails for its numbers in the trainer.
 """
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,7 +16,7 @@ MAX_BATCH_SIZE = 1_048_576
 MAX_SEED = 2**31 - 1
 MAX_SYNTHETIC_VALUES = 64_000_000  # samples x features: about 256 MB of float32
 
-SEED_JOB_EXAMPLE: dict[str, object] = {
+SEED_JOB_EXAMPLE: dict[str, Any] = {
     "name": "mnist-mlp",
     "dataset": "synthetic",
     "model": {
@@ -219,7 +219,7 @@ class Training(Strict):
     compile: bool = False
     normalize: Literal["standard", "none"] = Field(
         "standard",
-        description="standard: scale inputs to zero mean and unit variance over the training split.",
+        description="standard: zero mean and unit variance over the training split.",
     )
     target: Target | None = None
 
@@ -227,7 +227,7 @@ class Training(Strict):
     @classmethod
     def _batch_size_range(cls, value: int | str) -> int | str:
         if isinstance(value, int) and not 1 <= value <= MAX_BATCH_SIZE:
-            raise ValueError(f"must be between 1 and {MAX_BATCH_SIZE}, or \"full\"")
+            raise ValueError(f'must be between 1 and {MAX_BATCH_SIZE}, or "full"')
         return value
 
     @model_validator(mode="after")
@@ -255,7 +255,7 @@ class JobSpec(Strict):
 
     name: str = Field("job", min_length=1, max_length=200)
     dataset: str | SyntheticData = Field(
-        description='A dataset id from POST /v1/datasets, "synthetic", or a synthetic dataset object.'
+        description='A dataset id from POST /v1/datasets, "synthetic", or a synthetic dataset.'
     )
     model: ModelSpec
     optimizer: Optimizer
@@ -276,7 +276,7 @@ class JobSpec(Strict):
     @classmethod
     def _dataset_id_shape(cls, value: str | SyntheticData) -> str | SyntheticData:
         if isinstance(value, str) and not 1 <= len(value) <= 64:
-            raise ValueError("must be a dataset id, \"synthetic\" or a synthetic dataset object")
+            raise ValueError('must be a dataset id, "synthetic" or a synthetic dataset object')
         return value
 
     @model_validator(mode="after")
@@ -286,5 +286,7 @@ class JobSpec(Strict):
             and self.schedule.metric.startswith("val_")
             and self.training.val_fraction == 0.0
         ):
-            raise ValueError(f"schedule.metric {self.schedule.metric} needs training.val_fraction > 0")
+            raise ValueError(
+                f"schedule.metric {self.schedule.metric} needs training.val_fraction > 0"
+            )
         return self

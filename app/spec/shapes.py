@@ -73,7 +73,9 @@ def _layer(index: int, layer: Layer, shape: Shape, path: str) -> LayerSummary:
     raise AssertionError(f"unhandled layer {layer!r}")  # the discriminated union is exhaustive
 
 
-def summarize(layers: Sequence[Layer], input_shape: Sequence[int], classes: int | None) -> NetSummary:
+def summarize(
+    layers: Sequence[Layer], input_shape: Sequence[int], classes: int | None
+) -> NetSummary:
     """Infer every layer's output; with `classes`, the net must end in exactly that many outputs."""
     shape: Shape = tuple(input_shape)
     summaries: list[LayerSummary] = []

@@ -14,7 +14,13 @@ FORGET_AFTER = timedelta(hours=1)
 
 
 def heartbeat(
-    *, session: Session, worker_id: str, hostname: str, device: str, job_id: str | None, started_at: datetime
+    *,
+    session: Session,
+    worker_id: str,
+    hostname: str,
+    device: str,
+    job_id: str | None,
+    started_at: datetime,
 ) -> None:
     """Record that a worker is alive and what it is doing."""
     now = utcnow()

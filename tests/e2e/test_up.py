@@ -54,18 +54,38 @@ def stream(url: str, job_id: str, after: int) -> list[dict[str, Any]]:
 def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> None:
     images, labels = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
     upload = subprocess.run(
-        [*TAAS, "datasets", "upload", "--images", str(images), "--labels", str(labels),
-         "--name", "mnist", "--url", service],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        [
+            *TAAS,
+            "datasets",
+            "upload",
+            "--images",
+            str(images),
+            "--labels",
+            str(labels),
+            "--name",
+            "mnist",
+            "--url",
+            service,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     dataset = json.loads(upload.stdout)
-    assert (dataset["samples"], dataset["input_shape"], dataset["classes"]) == (10_000, [1, 28, 28], 10)
+    assert (dataset["samples"], dataset["input_shape"], dataset["classes"]) == (
+        10_000,
+        [1, 28, 28],
+        10,
+    )
     spec_path = tmp_path / "seed.json"
     spec_path.write_text(json.dumps(SEED_JOB_EXAMPLE))
 
     run = subprocess.run(
         [*TAAS, "submit", str(spec_path), "--dataset", dataset["id"], "--follow", "--url", service],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
 
     assert run.returncode == 0, run.stdout + run.stderr

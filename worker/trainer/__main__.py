@@ -45,16 +45,27 @@ def main(events_fd: int) -> int:
             x, y = data.stored_arrays(Path(payload["dataset_path"]))
         training = spec.training
         splits = data.prepare(
-            x, y, val_fraction=training.val_fraction, seed=training.seed, normalize=training.normalize, device=device
+            x,
+            y,
+            val_fraction=training.val_fraction,
+            seed=training.seed,
+            normalize=training.normalize,
+            device=device,
         )
-        emit("log", {"level": "info", "message": f"training on {device} with {len(splits.train)} samples"})
+        emit(
+            "log",
+            {"level": "info", "message": f"training on {device} with {len(splits.train)} samples"},
+        )
         trainer = Trainer(
             spec, splits, device, emit, step_metric_interval_s=payload["step_metric_interval_s"]
         )
         result = trainer.run()
         emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})
     except Exception as error:
-        emit("error", {"message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
+        emit(
+            "error",
+            {"message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()},
+        )
         return 1
     return 0
 

@@ -61,7 +61,13 @@ def split_indices(samples: int, val_fraction: float, seed: int) -> tuple[np.ndar
 
 
 def prepare(
-    x: np.ndarray, y: np.ndarray, *, val_fraction: float, seed: int, normalize: str, device: torch.device
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    val_fraction: float,
+    seed: int,
+    normalize: str,
+    device: torch.device,
 ) -> Splits:
     """Move the data to the device once, split it, and standardise with training statistics."""
     train_idx, val_idx = split_indices(len(y), val_fraction, seed)
@@ -80,7 +86,9 @@ def prepare(
     return Splits(train, val)
 
 
-def batches(split: Split, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+def batches(
+    split: Split, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[Tensor, Tensor]]:
     """One epoch of shuffled batches; the last one may be smaller (every sample once)."""
     n = len(split)
     if batch_size >= n:

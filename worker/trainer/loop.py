@@ -94,15 +94,20 @@ class Trainer:
         input_shape = tuple(splits.train.x.shape[1:])
         self.net: nn.Module = build_net(spec.model.layers, input_shape).to(device)
         self.forward: Callable[[Tensor], Tensor] = (
-            torch.compile(self.net) if training.compile else self.net  # type: ignore[assignment]
+            torch.compile(self.net) if training.compile else self.net
         )
         n_train = len(splits.train)
-        self.batch_size = n_train if training.batch_size == "full" else min(training.batch_size, n_train)
+        self.batch_size = (
+            n_train if training.batch_size == "full" else min(training.batch_size, n_train)
+        )
         self.steps_per_epoch = math.ceil(n_train / self.batch_size)
         self.total_steps = self.steps_per_epoch * training.epochs
         self.optimizer = build_optimizer(spec.optimizer, self.net.parameters())
         self.schedule = LrSchedule(
-            spec.schedule, self.optimizer, steps_per_epoch=self.steps_per_epoch, epochs=training.epochs
+            spec.schedule,
+            self.optimizer,
+            steps_per_epoch=self.steps_per_epoch,
+            epochs=training.epochs,
         )
         self.autocast_dtype = pick_precision(training.precision, device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
@@ -172,7 +177,9 @@ class Trainer:
             # A host-side clock check per step; the device is read only when a metric is due.
             now = time.perf_counter()
             if now - window_started >= self.step_metric_interval_s:
-                self.emit_step_metric(epoch, window_sum, window_steps, window_samples, now - window_started)
+                self.emit_step_metric(
+                    epoch, window_sum, window_steps, window_samples, now - window_started
+                )
                 window_sum.zero_()
                 window_steps, window_samples, window_started = 0, 0, now
         mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
@@ -183,14 +190,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             loss = F.cross_entropy(self.forward(x), y)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
         self.schedule.after_step(self.step, self.total_steps)
         return loss.detach().float()
 
-    def emit_step_metric(self, epoch: int, loss_sum: Tensor, steps: int, samples: int, seconds: float) -> None:
+    def emit_step_metric(
+        self, epoch: int, loss_sum: Tensor, steps: int, samples: int, seconds: float
+    ) -> None:
         train_loss = finite({"train_loss": float(loss_sum.item()) / steps}, epoch)["train_loss"]
         self.emit(
             "metric",
@@ -218,7 +227,10 @@ class Trainer:
                 logits = self.forward(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
             correct += (logits.argmax(dim=1) == y).sum()
-        metrics = {"val_loss": loss_sum.item() / len(val), "val_accuracy": correct.item() / len(val)}
+        metrics = {
+            "val_loss": loss_sum.item() / len(val),
+            "val_accuracy": correct.item() / len(val),
+        }
         self.clock.eval_s += time.perf_counter() - started
         return metrics
 
@@ -248,4 +260,3 @@ class Trainer:
             "epoch_s": clock.epoch_s,
             "time_to_target_s": clock.time_to_target_s,
         }
-

@@ -1,6 +1,7 @@
 """Optimizers and learning-rate schedules from the spec, with torch's own implementations."""
 
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -61,7 +62,9 @@ MAX_PCT_START = 0.99
 class LrSchedule:
     """One interface over torch's schedulers: some step per batch, some per epoch."""
 
-    def __init__(self, spec: Schedule, optimizer: torch.optim.Optimizer, *, steps_per_epoch: int, epochs: int) -> None:
+    def __init__(
+        self, spec: Schedule, optimizer: torch.optim.Optimizer, *, steps_per_epoch: int, epochs: int
+    ) -> None:
         self.spec = spec
         self.optimizer = optimizer
         self._per_step: lr_scheduler.LRScheduler | None = None
@@ -86,7 +89,7 @@ class LrSchedule:
                     optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
                 )
             case PlateauSchedule():
-                mode = "max" if spec.metric.endswith("accuracy") else "min"
+                mode: Literal["min", "max"] = "max" if spec.metric.endswith("accuracy") else "min"
                 self._plateau = lr_scheduler.ReduceLROnPlateau(
                     optimizer,
                     mode=mode,

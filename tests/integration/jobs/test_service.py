@@ -52,7 +52,9 @@ def claim(sessions: sessionmaker[Session], job_id: str, worker: str = "w1") -> j
         )
 
 
-def test_only_the_first_of_two_claims_wins(settings: Settings, sessions: sessionmaker[Session]) -> None:
+def test_only_the_first_of_two_claims_wins(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
     job_id = submitted(settings, sessions)
 
     first = claim(sessions, job_id, "w1")
@@ -111,7 +113,11 @@ def test_writes_under_a_superseded_fence_are_refused(
             for e in events.page(session, job_id, after=0, limit=100)
             if e.type == "status"
         ]
-    assert reasons[:3] == [("queued", "submitted"), ("running", "claimed by w1"), ("queued", "worker_lost")]
+    assert reasons[:3] == [
+        ("queued", "submitted"),
+        ("running", "claimed by w1"),
+        ("queued", "worker_lost"),
+    ]
     assert reasons[3][0] == "running"
 
 
@@ -124,7 +130,9 @@ def test_concurrent_appends_keep_seqs_contiguous(
 
     def append_many(writer: int) -> None:
         for i in range(10):
-            batch = [NewEvent(type="log", data={"writer": writer, "i": i, "j": j}) for j in range(3)]
+            batch = [
+                NewEvent(type="log", data={"writer": writer, "i": i, "j": j}) for j in range(3)
+            ]
             with sessions() as session:
                 jobs.record(session=session, notifier=NOTIFIER, claim=held, new=batch)
 
