@@ -5,9 +5,11 @@ import copy
 import gzip
 import re
 import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -31,6 +33,8 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 UBYTE = 0x08
 TINY_SAMPLES = 20
 
+Files = tuple[bytes | None, bytes | None]
+
 
 def idx_bytes(array: npt.NDArray[np.uint8]) -> bytes:
     """An IDX file of unsigned bytes: magic, big-endian dimensions, then the data."""
@@ -51,7 +55,7 @@ def upload(
     images: bytes | None,
     labels: bytes | None,
     **form: str,
-) -> Any:
+) -> httpx2.Response:
     files = {}
     if images is not None:
         files["images"] = ("images-idx3-ubyte", images, "application/octet-stream")
@@ -60,7 +64,7 @@ def upload(
     return client.post("/v1/datasets", files=files, data={"format": "idx", "name": "ds", **form})
 
 
-def error_of(response: Any, status_code: int) -> dict[str, Any]:
+def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
     assert response.status_code == status_code, response.text
     body = response.json()
     assert set(body) == {"error"}
@@ -199,35 +203,35 @@ def test_list_pages_datasets_newest_first(client: TestClient) -> None:
     assert rest["next_cursor"] is None
 
 
-def _images_garbage() -> tuple[bytes | None, bytes | None]:
+def _images_garbage() -> Files:
     return b"this is not an IDX file at all", tiny_pair()[1]
 
 
-def _one_label_too_few() -> tuple[bytes | None, bytes | None]:
+def _one_label_too_few() -> Files:
     images, _ = tiny_pair()
     _, labels = tiny_pair(TINY_SAMPLES - 1)
     return images, labels
 
 
-def _labels_truncated() -> tuple[bytes | None, bytes | None]:
+def _labels_truncated() -> Files:
     images, labels = tiny_pair()
     return images, labels[:-1]
 
 
-def _labels_corrupt_gzip() -> tuple[bytes | None, bytes | None]:
+def _labels_corrupt_gzip() -> Files:
     images, labels = tiny_pair()
     return images, gzip.compress(labels)[:-8]
 
 
-def _labels_missing() -> tuple[bytes | None, bytes | None]:
+def _labels_missing() -> Files:
     return tiny_pair()[0], None
 
 
-def _images_missing() -> tuple[bytes | None, bytes | None]:
+def _images_missing() -> Files:
     return None, tiny_pair()[1]
 
 
-def _one_class() -> tuple[bytes | None, bytes | None]:
+def _one_class() -> Files:
     images, _ = tiny_pair()
     return images, idx_bytes(np.zeros(TINY_SAMPLES, dtype=np.uint8))
 
@@ -247,7 +251,7 @@ def _one_class() -> tuple[bytes | None, bytes | None]:
 def test_upload_returns_422_naming_the_file_and_stores_nothing_when_upload_is_malformed(
     client: TestClient,
     settings: Settings,
-    files: Any,
+    files: Callable[[], Files],
     field: str,
 ) -> None:
     images, labels = files()
@@ -270,7 +274,7 @@ def test_upload_returns_422_and_stores_nothing_when_format_is_npz(
 
 
 @pytest.fixture
-def small_limit_client(settings: Settings) -> Any:
+def small_limit_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings.model_copy(update={"max_upload_bytes": 1000}))) as client:
         yield client
 

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -38,7 +39,7 @@ def submit(client: TestClient, spec: Spec) -> dict[str, Any]:
     return job
 
 
-def error_of(response: Any, status_code: int) -> dict[str, Any]:
+def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
     """The `error` object of a response, after checking its status and its shape."""
     assert response.status_code == status_code, response.text
     body = response.json()
@@ -362,7 +363,7 @@ def test_pages_of_two_walk_every_job_once_newest_first(client: TestClient) -> No
     assert all(isinstance(c, str) for c in cursors[:-1])
 
 
-def test_last_page_has_no_next_cursor_when_the_jobs_fill_it_exactly(client: TestClient) -> None:
+def test_page_after_a_full_last_page_is_empty_without_a_cursor(client: TestClient) -> None:
     submit(client, seed_spec())
     submit(client, seed_spec())
 

@@ -1,0 +1,1 @@
+"""Side-by-side speed measurements; `make bench` runs them. Never timed assertions in tests."""
