@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.broker import Dispatcher
 from app.config import Settings, get_settings
@@ -38,14 +39,14 @@ UNION_TAGS = frozenset(
 )
 
 
-def field_path(loc: Sequence[Any]) -> str:
+def field_path(loc: Sequence[Any], *, unknown_field: bool = False) -> str:
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
     path = ""
     for i, part in enumerate(parts):
-        last = i == len(parts) - 1
+        named = unknown_field and i == len(parts) - 1  # the client's own key: keep it as sent
         if isinstance(part, int):
             path += f"[{part}]"
-        elif not last and (part in UNION_TAGS or "[" in part or part[:1].isupper()):
+        elif not named and (part in UNION_TAGS or "[" in part or part[:1].isupper()):
             continue
         else:
             path += f".{part}" if path else str(part)
@@ -63,9 +64,12 @@ def validation_details(error: RequestValidationError) -> list[ErrorDetail]:
             details.append(ErrorDetail("body", "the request body is not valid JSON"))
             continue
         message = str(problem.get("msg", "invalid"))
-        if problem.get("type") == "extra_forbidden":
+        unknown = problem.get("type") == "extra_forbidden"
+        if unknown:
             message = "unknown field"
-        details.append(ErrorDetail(field_path(problem.get("loc", ())), message))
+        details.append(
+            ErrorDetail(field_path(problem.get("loc", ()), unknown_field=unknown), message)
+        )
     return details
 
 
@@ -96,6 +100,29 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("unavailable", "the database is unavailable; try again"), status_code=503
         )
+
+
+class RejectNul:
+    """Answer 400 to a path or query with a NUL character before it reaches a route.
+
+    Postgres cannot store or compare NUL in text, so an id or filter holding one would
+    otherwise fail in the database instead of as the client's error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"].lower()
+        ):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4400})
+                return
+            body = error_body("bad_request", "the path or query contains a NUL character")
+            await JSONResponse(body, status_code=400)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class JobCollector(Collector):
@@ -144,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    app.add_middleware(RejectNul)
     for router in (jobs_router, datasets_router, models_router, workers_router):
         app.include_router(router)
 

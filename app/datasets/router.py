@@ -6,6 +6,7 @@ from app.datasets import service
 from app.datasets.schemas import DatasetOut, DatasetPage
 from app.deps import ServicesDep, SessionDep
 from app.errors import UploadTooLarge
+from app.spec.schemas import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -17,7 +18,7 @@ def upload_dataset(
     images: Annotated[UploadFile, File(description="IDX images, gzip or raw (e.g. MNIST).")],
     labels: Annotated[UploadFile, File(description="IDX labels, gzip or raw.")],
     format: Annotated[Literal["idx"], Form(description="The upload's format.")] = "idx",
-    name: Annotated[str, Form(min_length=1, max_length=200)] = "dataset",
+    name: Annotated[str, Form(min_length=1, max_length=200, pattern=NAME_PATTERN)] = "dataset",
 ) -> DatasetOut:
     """Upload a classification dataset (IDX images and labels) and describe it."""
     limit = services.settings.max_upload_bytes

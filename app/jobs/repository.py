@@ -2,8 +2,9 @@
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -11,6 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidCursor
 from app.orm import Job, JobTag
+from app.spec.schemas import ID_PATTERN
+
+ID_RE = re.compile(ID_PATTERN)
 
 
 def get(session: Session, job_id: str) -> Job | None:
@@ -31,8 +35,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not ID_RE.fullmatch(job_id):
+            raise ValueError("not a cursor")
+        # Normalised to UTC here, so an out-of-range time fails as a bad cursor, not in SQL.
+        return when.astimezone(UTC), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
         raise InvalidCursor("cursor is not one this API handed out") from error
 
 
@@ -47,8 +55,6 @@ def page(
         statement = statement.where(Job.tag_rows.any(JobTag.tag == tag))
     if cursor:
         created, job_id = decode_cursor(cursor)
-        if created.tzinfo is None:
-            raise InvalidCursor("cursor is not one this API handed out")
         statement = statement.where(
             or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
         )

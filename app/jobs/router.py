@@ -16,7 +16,11 @@ from app.spec.schemas import SEED_JOB_EXAMPLE
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Cursor = Annotated[int, Query(ge=0, description="Return events with a seq greater than this.")]
+# seq is a 32-bit column: a larger cursor is a client error, not a database overflow.
+MAX_SEQ = 2**31 - 1
+Cursor = Annotated[
+    int, Query(ge=0, le=MAX_SEQ, description="Return events with a seq greater than this.")
+]
 # A stream that cannot start closes with 4000 + the HTTP status a request would get (4404).
 WS_CLOSE_BASE = 4000
 
@@ -87,10 +91,14 @@ def list_metrics(job_id: str, session: SessionDep, after: Cursor = 0) -> MetricP
 
 @router.websocket("/{job_id}/stream")
 async def stream_job(
-    websocket: WebSocket, job_id: str, services: WsServicesDep, after: Cursor = 0
+    websocket: WebSocket, job_id: str, services: WsServicesDep, after: int = 0
 ) -> None:
     """Replay a job's events after `after`, follow live ones, close with 1000 after the end."""
     await websocket.accept()
+    if not 0 <= after <= MAX_SEQ:
+        reason = f"after must be between 0 and {MAX_SEQ}"
+        await websocket.close(code=WS_CLOSE_BASE + 422, reason=reason)
+        return
     settings = services.settings
     wakeups = Wakeups(job_id, settings.redis_url, settings.event_poll_s)
 

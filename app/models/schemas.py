@@ -2,13 +2,14 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.spec.schemas import ModelSpec, Strict
+from app.spec.schemas import ID_PATTERN, ModelSpec, Strict
 
 
 class SummaryRequest(Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {
@@ -28,7 +29,9 @@ class SummaryRequest(Strict):
     )
 
     model: ModelSpec
-    dataset: str | None = Field(None, max_length=64, description="Take the shapes from a dataset.")
+    dataset: str | None = Field(
+        None, max_length=64, pattern=ID_PATTERN, description="Take the shapes from a dataset."
+    )
     input_shape: list[int] | None = Field(None, min_length=1, max_length=4)
     classes: int | None = Field(None, ge=1, le=100_000)
 

@@ -5,6 +5,7 @@ field instead of a silently ignored option. Numeric bounds keep every value insi
 torch accepts, so a spec that validates here never fails for its numbers in the trainer.
 """
 
+import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,7 +48,8 @@ SEED_JOB_EXAMPLE: dict[str, Any] = {
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and Infinity parse as JSON numbers in Python but are no valid setting anywhere.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "none"]
@@ -246,14 +248,20 @@ class Resources(Strict):
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# Free text and ids: no control characters (Postgres cannot even store NUL in text).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
 
 class JobSpec(Strict):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [SEED_JOB_EXAMPLE]}
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [SEED_JOB_EXAMPLE]},
     )
 
-    name: str = Field("job", min_length=1, max_length=200)
+    name: str = Field("job", min_length=1, max_length=200, pattern=NAME_PATTERN)
     dataset: str | SyntheticData = Field(
         description='A dataset id from POST /v1/datasets, "synthetic", or a synthetic dataset.'
     )
@@ -275,7 +283,7 @@ class JobSpec(Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset_id_shape(cls, value: str | SyntheticData) -> str | SyntheticData:
-        if isinstance(value, str) and not 1 <= len(value) <= 64:
+        if isinstance(value, str) and not (len(value) <= 64 and re.fullmatch(ID_PATTERN, value)):
             raise ValueError('must be a dataset id, "synthetic" or a synthetic dataset object')
         return value
 

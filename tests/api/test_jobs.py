@@ -217,12 +217,6 @@ def test_submit_returns_4xx_when_body_is_a_list(client: TestClient) -> None:
     assert_no_jobs(client)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NaN and Infinity (which the JSON parser accepts) pass JobSpec validation; "
-    "SQLite stores the job (the response shows null), Postgres rejects the JSON and the "
-    "API answers 500",
-)
 @pytest.mark.parametrize(
     ("section", "values", "field"),
     [
@@ -254,27 +248,17 @@ def test_submit_returns_422_when_a_float_is_not_finite(
     assert_no_jobs(client)
 
 
-def test_nul_character_in_a_string_never_produces_a_500(
-    client: TestClient, backend: str, request: pytest.FixtureRequest
-) -> None:
-    if backend == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: a NUL character in a job name, dataset id, job id or tag reaches "
-                "Postgres, which raises DataError (text cannot contain NUL): 500",
-            )
-        )
+def test_nul_character_in_a_string_is_a_client_error_naming_the_field(client: TestClient) -> None:
     spec = seed_spec()
     spec["name"] = "nul\x00name"
-    named = client.post("/v1/jobs", json=spec)
-    assert named.status_code in (201, 422), named.text
+    assert fields_of(error_of(client.post("/v1/jobs", json=spec), 422)) == ["name"]
 
     spec = seed_spec()
     spec["dataset"] = "ds_\x00"
-    assert error_of(client.post("/v1/jobs", json=spec), 422)["code"] == "invalid_spec"
-    assert error_of(client.get("/v1/jobs/job_%00"), 404)["code"] == "job_not_found"
-    assert client.get("/v1/jobs", params={"tag": "a\x00"}).status_code in (200, 422)
+    assert fields_of(error_of(client.post("/v1/jobs", json=spec), 422)) == ["dataset"]
+    assert error_of(client.get("/v1/jobs/job_%00"), 400)["code"] == "bad_request"
+    assert error_of(client.get("/v1/jobs", params={"tag": "a\x00"}), 400)["code"] == "bad_request"
+    assert_no_jobs(client)
 
 
 # --- list and page ------------------------------------------------------------------------
@@ -396,11 +380,6 @@ def test_list_returns_422_invalid_cursor_when_cursor_is_not_one_the_api_handed_o
     assert error["code"] == "invalid_cursor"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a cursor whose time is out of the database's range (year 1 at +14:00) passes "
-    "decode_cursor and fails in the driver with OverflowError: 500, not invalid_cursor",
-)
 def test_list_returns_422_invalid_cursor_when_cursor_time_is_out_of_range(
     client: TestClient,
 ) -> None:
@@ -498,13 +477,6 @@ def test_events_return_422_when_after_is_negative(client: TestClient) -> None:
     assert fields_of(error) == ["after"]
 
 
-AFTER_OVERFLOW = (
-    "bug: `after` has no upper bound; a value past the database's integer range reaches the "
-    "driver (SQLite: OverflowError, Postgres: NumericValueOutOfRange) and the API answers 500"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=AFTER_OVERFLOW)
 @pytest.mark.parametrize("resource", ["events", "metrics"])
 def test_job_log_returns_200_or_422_when_after_is_beyond_any_integer_column(
     client: TestClient, resource: str
@@ -561,7 +533,6 @@ def test_stream_closes_4404_without_events_when_job_is_unknown(client: TestClien
     assert events == []
 
 
-@pytest.mark.xfail(strict=True, reason=AFTER_OVERFLOW)
 def test_stream_closes_without_events_when_after_is_beyond_any_integer_column(
     client: TestClient,
 ) -> None:
