@@ -14,7 +14,10 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(16))
     samples: Mapped[int]
     input_shape: Mapped[list[int]] = mapped_column(JSON)
-    classes: Mapped[int]
+    # classification: integer labels in [0, classes); regression: `targets` floats per sample.
+    task: Mapped[str] = mapped_column(String(16), default="classification")
+    classes: Mapped[int | None]
+    targets: Mapped[int | None]
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     # Relative to the artifacts directory, so a data dir can move as a whole.
