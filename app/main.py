@@ -26,6 +26,7 @@ from app.events.notify import make_notifier
 from app.jobs.router import router as jobs_router
 from app.models.router import router as models_router
 from app.orm import Job
+from app.spec.layers import LAYER_TYPES
 from app.storage import Storage
 from app.workers.router import router as workers_router
 
@@ -34,8 +35,9 @@ logger = logging.getLogger(__name__)
 # Union members pydantic names in an error's location; a field path skips them, so the
 # user sees `model.layers[3].out_features`, not `model.layers.3.linear.out_features`.
 UNION_TAGS = frozenset(
-    {"flatten", "linear", "dropout", "sgd", "adam", "adamw", "rmsprop", "adagrad"}
+    {*LAYER_TYPES, "sgd", "adam", "adamw", "rmsprop", "adagrad"}
     | {"constant", "step", "cosine", "onecycle", "plateau", "str", "int", "float", "bool"}
+    | {"tuple", "literal", "none"}
 )
 
 

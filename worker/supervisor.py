@@ -40,6 +40,10 @@ TERMINATE_GRACE_S = 3.0
 MAX_REASON = 500
 
 
+class DatasetGone(Exception):
+    """A dataset the job names no longer exists: the job's own failure."""
+
+
 @dataclass
 class Outcome:
     result: dict[str, Any] | None = None
@@ -79,23 +83,32 @@ class Supervisor:
         finally:
             self.current_job = None
 
+    def dataset_path(self, dataset_id: str | None) -> str | None:
+        if dataset_id is None:
+            return None
+        with self.sessions() as session:
+            dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise DatasetGone(f"dataset {dataset_id} was deleted")
+        return str(self.storage.path(dataset.path))
+
     def payload(self, claim: jobs.Claim) -> dict[str, Any]:
-        dataset_path = None
-        if claim.dataset_id is not None:
-            with self.sessions() as session:
-                dataset = session.get(Dataset, claim.dataset_id)
-                assert dataset is not None  # jobs keep a foreign key to their dataset
-                dataset_path = str(self.storage.path(dataset.path))
         return {
             "job_id": claim.job_id,
             "attempt": claim.attempt,
             "spec": claim.spec,
-            "dataset_path": dataset_path,
+            "flops_per_sample": claim.flops_per_sample,
+            "dataset_path": self.dataset_path(claim.dataset_id),
+            "val_dataset_path": self.dataset_path(claim.spec["training"].get("val_dataset")),
             "claimed_at": claim.claimed_at.timestamp(),
             "step_metric_interval_s": self.settings.step_metric_interval_s,
         }
 
     def supervise(self, claim: jobs.Claim) -> Outcome:
+        try:
+            payload = self.payload(claim)
+        except DatasetGone as error:
+            return Outcome(error=str(error))
         read_fd, write_fd = os.pipe()
         process = subprocess.Popen(
             [sys.executable, "-m", "worker.trainer", str(write_fd)],
@@ -106,7 +119,7 @@ class Supervisor:
         os.close(write_fd)
         assert process.stdin is not None
         with process.stdin:
-            process.stdin.write(json.dumps(self.payload(claim)).encode())
+            process.stdin.write(json.dumps(payload).encode())
         outcome = Outcome()
         buffered = b""
         selector = selectors.DefaultSelector()

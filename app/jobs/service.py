@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.broker import Dispatcher
 from app.datasets import service as datasets
-from app.errors import ErrorDetail, InvalidTransition, JobNotFound, SpecInvalid
+from app.errors import InvalidTransition, JobNotFound, SpecInvalid
 from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
@@ -22,7 +22,8 @@ from app.ids import new_id
 from app.jobs import repository
 from app.orm import Event, Job
 from app.orm.base import utcnow
-from app.spec import JobSpec, NetSummary, SyntheticData, summarize
+from app.spec import JobSpec, NetSummary, SyntheticData, presets, summarize
+from app.spec.schemas import CLASSIFICATION_ONLY, REGRESSION_ONLY, PlateauSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -35,22 +36,77 @@ def status_event(status: str, reason: str, **extra: Any) -> NewEvent:
     return NewEvent(type="status", data={"status": status, "reason": reason, **extra})
 
 
-def plan(session: Session, spec: JobSpec) -> tuple[str | None, NetSummary]:
-    """Resolve the dataset and infer the net's shapes: everything that can fail before queueing."""
-    if isinstance(spec.dataset, SyntheticData):
-        dataset_id, input_shape, classes = None, spec.dataset.input_shape, spec.dataset.classes
-    else:
-        dataset = datasets.find(session, spec.dataset)
-        if dataset is None:
-            message = f"no dataset {spec.dataset!r}; upload one with POST /v1/datasets"
-            raise SpecInvalid(f"dataset: {message}", [ErrorDetail("dataset", message)])
-        dataset_id, input_shape, classes = dataset.id, dataset.input_shape, dataset.classes
-    return dataset_id, summarize(spec.model.layers, input_shape, classes)
+@dataclass(frozen=True)
+class DataShape:
+    """What a net must fit: one sample's shape, the task and the outputs it must end in."""
+
+    dataset_id: str | None
+    input_shape: list[int]
+    task: str
+    outputs: int
+
+
+def data_shape(session: Session, dataset: str | SyntheticData, field: str) -> DataShape:
+    if isinstance(dataset, SyntheticData):
+        outputs = dataset.classes if dataset.task == "classification" else dataset.targets
+        return DataShape(None, dataset.input_shape, dataset.task, outputs)
+    row = datasets.find(session, dataset)
+    if row is None:
+        raise SpecInvalid.at(field, f"no dataset {dataset!r}; upload one with POST /v1/datasets")
+    stored = row.classes if row.task == "classification" else row.targets
+    assert stored is not None  # every stored dataset has one or the other
+    return DataShape(row.id, row.input_shape, row.task, stored)
+
+
+def _metric_fits(metric: str, task: str, field: str) -> None:
+    if task == "regression" and metric in CLASSIFICATION_ONLY:
+        raise SpecInvalid.at(
+            field, f"{metric} needs a classification dataset; try val_loss or val_mae"
+        )
+    if task == "classification" and metric in REGRESSION_ONLY:
+        raise SpecInvalid.at(field, f"{metric} needs a regression dataset; try val_accuracy")
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: JobSpec  # with its preset expanded into layers
+    data: DataShape
+    net: NetSummary
+
+
+def plan(session: Session, spec: JobSpec) -> Plan:
+    """Resolve the data, expand a preset and infer the net's shapes: everything that can
+    fail before queueing fails here, with the field that is wrong."""
+    data = data_shape(session, spec.dataset, "dataset")
+    training = spec.training
+    if training.target is not None:
+        _metric_fits(training.target.metric, data.task, "training.target.metric")
+    if isinstance(spec.schedule, PlateauSchedule):
+        _metric_fits(spec.schedule.metric, data.task, "schedule.metric")
+    if training.val_dataset is not None:
+        val = data_shape(session, training.val_dataset, "training.val_dataset")
+        if (val.input_shape, val.task) != (data.input_shape, data.task) or (
+            val.outputs > data.outputs
+            if data.task == "classification"
+            else val.outputs != data.outputs
+        ):
+            raise SpecInvalid.at(
+                "training.val_dataset",
+                f"holds {val.task} samples of shape {val.input_shape} with {val.outputs} outputs; "
+                f"the training data holds {data.task} samples of shape {data.input_shape} "
+                f"with {data.outputs}",
+            )
+    model = presets.expand(spec.model, data.input_shape, data.outputs)
+    assert model.layers is not None
+    outputs_are = "classes" if data.task == "classification" else "regression targets"
+    net = summarize(model.layers, data.input_shape, data.outputs, outputs_are=outputs_are)
+    return Plan(spec.model_copy(update={"model": model}), data, net)
 
 
 def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec: JobSpec) -> Job:
     """Validate the spec against its dataset, store the job queued, then ring the broker."""
-    dataset_id, net = plan(session, spec)
+    planned = plan(session, spec)
+    spec, dataset_id, net = planned.spec, planned.data.dataset_id, planned.net
     now = utcnow()
     job = Job(
         id=new_id("job"),
@@ -148,6 +204,7 @@ class Claim:
     claimed_at: datetime
     spec: dict[str, Any]
     dataset_id: str | None
+    flops_per_sample: int
 
 
 def claim(
@@ -184,7 +241,15 @@ def claim(
     )
     session.commit()
     notifier.publish(job_id)
-    return Claim(job_id, claimed.fence, claimed.attempt, now, claimed.spec, claimed.dataset_id)
+    return Claim(
+        job_id,
+        claimed.fence,
+        claimed.attempt,
+        now,
+        claimed.spec,
+        claimed.dataset_id,
+        claimed.flops_per_sample,
+    )
 
 
 def renew(*, session: Session, claim: Claim, lease_ttl_s: float) -> bool:

@@ -1,10 +1,10 @@
 from fastapi import APIRouter
 
-from app.datasets import service as datasets
 from app.deps import SessionDep
-from app.errors import ErrorDetail, SpecInvalid
+from app.errors import SpecInvalid
+from app.jobs.service import data_shape
 from app.models.schemas import LayerOut, SummaryOut, SummaryRequest
-from app.spec import summarize
+from app.spec import presets, summarize
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -12,29 +12,33 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 @router.post("/summary", response_model=SummaryOut)
 def summarize_model(request: SummaryRequest, session: SessionDep) -> SummaryOut:
     """Output shape, parameters and FLOPs per sample of every layer, before training."""
-    input_shape, classes = request.input_shape, request.classes
+    outputs: int | None
     if request.dataset is not None:
-        dataset = datasets.find(session, request.dataset)
-        if dataset is None:
-            message = f"no dataset {request.dataset!r}"
-            raise SpecInvalid(f"dataset: {message}", [ErrorDetail("dataset", message)])
-        input_shape, classes = dataset.input_shape, dataset.classes
-    assert input_shape is not None  # the request's validator guarantees one source
-    net = summarize(request.model.layers, input_shape, classes)
+        data = data_shape(session, request.dataset, "dataset")
+        input_shape, outputs = data.input_shape, data.outputs
+    else:
+        assert request.input_shape is not None  # the request's validator guarantees one source
+        input_shape, outputs = request.input_shape, request.classes
+    if request.model.preset is not None and request.model.layers is None and outputs is None:
+        raise SpecInvalid.at("classes", "a preset needs the number of classes (or outputs)")
+    model = presets.expand(request.model, input_shape, outputs or 0)
+    assert model.layers is not None
+    net = summarize(model.layers, input_shape, outputs)
     layers = [
         LayerOut(
-            index=layer.index,
-            name=str(layer.index),
+            index=i,
+            name=layer.name,
             type=layer.type,
             output_shape=list(layer.output_shape),
             params=layer.params,
             flops=layer.flops,
         )
-        for layer in net.layers
+        for i, layer in enumerate(net.layers)
     ]
     return SummaryOut(
         input_shape=list(net.input_shape),
         layers=layers,
         params=net.params,
         flops_per_sample=net.flops,
+        model=model.model_dump(mode="json", exclude_none=True),
     )

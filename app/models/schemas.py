@@ -1,8 +1,9 @@
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.spec.schemas import ID_PATTERN, ModelSpec, Strict
+from app.spec.base import Strict
+from app.spec.schemas import ID_PATTERN, ModelSpec
 
 
 class SummaryRequest(Strict):
@@ -33,7 +34,9 @@ class SummaryRequest(Strict):
         None, max_length=64, pattern=ID_PATTERN, description="Take the shapes from a dataset."
     )
     input_shape: list[int] | None = Field(None, min_length=1, max_length=4)
-    classes: int | None = Field(None, ge=1, le=100_000)
+    classes: int | None = Field(
+        None, ge=1, le=100_000, description="Classes, or regression targets: the outputs."
+    )
 
     @model_validator(mode="after")
     def _one_source_of_shapes(self) -> Self:
@@ -58,3 +61,4 @@ class SummaryOut(BaseModel):
     layers: list[LayerOut]
     params: int
     flops_per_sample: int
+    model: dict[str, Any] = Field(description="The model as it would train: presets expanded.")

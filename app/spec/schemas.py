@@ -8,10 +8,15 @@ torch accepts, so a spec that validates here never fails for its numbers in the 
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from app.spec.base import Strict
+from app.spec.layers import MAX_WIDTH, Layer
 
 MAX_LAYERS = 256
-MAX_WIDTH = 65_536
+# Free text and ids: no control characters (Postgres cannot even store NUL in text).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 1_048_576
 MAX_SEED = 2**31 - 1
@@ -47,43 +52,44 @@ SEED_JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
-class Strict(BaseModel):
-    # NaN and Infinity parse as JSON numbers in Python but are no valid setting anywhere.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "none"]
-
-
-class FlattenLayer(Strict):
-    type: Literal["flatten"]
-
-
-class LinearLayer(Strict):
-    type: Literal["linear"]
-    out_features: int = Field(ge=1, le=MAX_WIDTH)
-    activation: Activation = "none"
-    bias: bool = True
-
-
-class DropoutLayer(Strict):
-    type: Literal["dropout"]
-    p: float = Field(0.5, ge=0.0, lt=1.0)
-
-
-Layer = Annotated[FlattenLayer | LinearLayer | DropoutLayer, Field(discriminator="type")]
+Preset = Literal["mlp", "cnn", "resnet"]
 
 
 class ModelSpec(Strict):
-    layers: list[Layer] = Field(min_length=1, max_length=MAX_LAYERS)
+    """Layers, or a preset expanded for the dataset. A submitted job records both: the
+    preset it asked for and the layers it expanded to, which are what trains."""
+
+    layers: list[Layer] | None = Field(None, min_length=1, max_length=MAX_LAYERS)
+    preset: Preset | None = Field(
+        None, description="mlp, cnn (small VGG-like) or resnet (ResNet-8/20 style)."
+    )
+    width: int | None = Field(
+        None, ge=1, le=4096, description="Preset width (mlp: units; cnn, resnet: channels)."
+    )
+    depth: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Preset depth (mlp: hidden layers; cnn: stages; resnet: blocks per stage).",
+    )
+
+    @model_validator(mode="after")
+    def _layers_or_preset(self) -> Self:
+        if self.layers is None and self.preset is None:
+            raise ValueError("give layers or a preset")
+        if self.preset is None and (self.width is not None or self.depth is not None):
+            raise ValueError("width and depth belong to a preset")
+        return self
 
 
 class SyntheticData(Strict):
     """The built-in dataset: seeded Gaussian clusters, one per class, learnable but not trivial."""
 
     name: Literal["synthetic"] = "synthetic"
+    task: Literal["classification", "regression"] = "classification"
     samples: int = Field(2048, ge=16, le=1_000_000)
-    classes: int = Field(10, ge=2, le=1000)
+    classes: int = Field(10, ge=2, le=1000, description="Classification only.")
+    targets: int = Field(1, ge=1, le=1000, description="Regression only: values per sample.")
     input_shape: list[int] = Field(default_factory=lambda: [1, 28, 28], min_length=1, max_length=4)
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
@@ -151,6 +157,11 @@ class Adagrad(Strict):
 Optimizer = Annotated[Sgd | Adam | RmsProp | Adagrad, Field(discriminator="name")]
 
 
+Metric = Literal["val_accuracy", "val_loss", "val_mae", "train_loss"]
+CLASSIFICATION_ONLY = frozenset({"val_accuracy"})
+REGRESSION_ONLY = frozenset({"val_mae"})
+
+
 class ConstantSchedule(Strict):
     name: Literal["constant"]
 
@@ -182,7 +193,7 @@ class PlateauSchedule(Strict):
     """Multiply the lr by `factor` when `metric` has not improved for `patience` epochs."""
 
     name: Literal["plateau"]
-    metric: Literal["val_loss", "val_accuracy", "train_loss"] = "val_loss"
+    metric: Metric = "val_loss"
     factor: float = Field(0.1, gt=0.0, lt=1.0)
     patience: int = Field(2, ge=0, le=MAX_EPOCHS)
     min_lr: float = Field(0.0, ge=0.0)
@@ -193,7 +204,10 @@ Schedule = Annotated[
     Field(discriminator="name"),
 ]
 
-Metric = Literal["val_accuracy", "val_loss", "train_loss"]
+
+def maximized(metric: str) -> bool:
+    """Accuracy is better higher; losses and errors are better lower."""
+    return metric.endswith("accuracy")
 
 
 class Target(Strict):
@@ -204,7 +218,7 @@ class Target(Strict):
 
     @property
     def maximize(self) -> bool:
-        return self.metric.endswith("accuracy")
+        return maximized(self.metric)
 
     def reached(self, observed: float) -> bool:
         return observed >= self.value if self.maximize else observed <= self.value
@@ -215,13 +229,22 @@ class Training(Strict):
     batch_size: int | Literal["full"] = Field(
         description='Samples per step, or "full" for full-batch gradient descent.'
     )
-    val_fraction: float = Field(0.2, ge=0.0, le=0.9)
+    val_fraction: float = Field(
+        0.2, ge=0.0, le=0.9, description="Held out for validation (0 with a val_dataset)."
+    )
+    val_dataset: str | None = Field(
+        None,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="Validate on this dataset instead of a split of the training one.",
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     compile: bool = False
-    normalize: Literal["standard", "none"] = Field(
+    normalize: Literal["standard", "scale", "none"] = Field(
         "standard",
-        description="standard: zero mean and unit variance over the training split.",
+        description="standard: each feature to zero mean and unit variance over the training "
+        "data; scale: to [0, 1] (uint8 images / 255); none: as stored.",
     )
     target: Target | None = None
 
@@ -233,10 +256,22 @@ class Training(Strict):
         return value
 
     @model_validator(mode="after")
-    def _validation_metrics_need_a_split(self) -> Self:
-        if self.val_fraction == 0.0 and self.target and self.target.metric.startswith("val_"):
-            raise ValueError(f"target {self.target.metric} needs val_fraction > 0")
+    def _one_source_of_validation(self) -> Self:
+        explicit_fraction = "val_fraction" in self.model_fields_set and self.val_fraction > 0
+        if self.val_dataset is not None and explicit_fraction:
+            raise ValueError("give val_fraction or val_dataset, not both")
+        if not self.validates and self.target and self.target.metric.startswith("val_"):
+            raise ValueError(f"target {self.target.metric} needs val_fraction > 0 or a val_dataset")
         return self
+
+    @property
+    def validates(self) -> bool:
+        return self.val_dataset is not None or self.val_fraction > 0
+
+    @property
+    def split_fraction(self) -> float:
+        """The fraction of the training dataset held out (none when a val_dataset is given)."""
+        return 0.0 if self.val_dataset is not None else self.val_fraction
 
 
 class Distributed(Strict):
@@ -247,10 +282,7 @@ class Resources(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-# Free text and ids: no control characters (Postgres cannot even store NUL in text).
-NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
 
 class JobSpec(Strict):
@@ -292,9 +324,10 @@ class JobSpec(Strict):
         if (
             isinstance(self.schedule, PlateauSchedule)
             and self.schedule.metric.startswith("val_")
-            and self.training.val_fraction == 0.0
+            and not self.training.validates
         ):
             raise ValueError(
-                f"schedule.metric {self.schedule.metric} needs training.val_fraction > 0"
+                f"schedule.metric {self.schedule.metric} needs training.val_fraction > 0 "
+                "or a training.val_dataset"
             )
         return self

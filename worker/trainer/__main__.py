@@ -44,20 +44,27 @@ def main(events_fd: int) -> int:
         else:
             x, y = data.stored_arrays(Path(payload["dataset_path"]))
         training = spec.training
+        val_path = payload.get("val_dataset_path")
         splits = data.prepare(
             x,
             y,
-            val_fraction=training.val_fraction,
+            val_fraction=training.split_fraction,
             seed=training.seed,
             normalize=training.normalize,
             device=device,
+            val=data.stored_arrays(Path(val_path)) if val_path else None,
         )
         emit(
             "log",
             {"level": "info", "message": f"training on {device} with {len(splits.train)} samples"},
         )
         trainer = Trainer(
-            spec, splits, device, emit, step_metric_interval_s=payload["step_metric_interval_s"]
+            spec,
+            splits,
+            device,
+            emit,
+            step_metric_interval_s=payload["step_metric_interval_s"],
+            flops_per_sample=payload.get("flops_per_sample"),
         )
         result = trainer.run()
         emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.spec import JobSpec
+from app.spec.schemas import maximized
 from worker.trainer.data import Splits, batches, eval_batches
 from worker.trainer.nets import build_net
 from worker.trainer.optim import LrSchedule, build_optimizer
@@ -83,15 +84,20 @@ class Trainer:
         emit: Emit,
         *,
         step_metric_interval_s: float = 1.0,
+        flops_per_sample: int | None = None,
     ) -> None:
         self.spec = spec
         self.splits = splits
+        self.flops_per_sample = flops_per_sample
+        # Classification learns labels by cross-entropy; regression learns targets by MSE.
+        self.loss_fn = F.mse_loss if splits.regression else F.cross_entropy
         self.device = device
         self.emit = emit
         self.step_metric_interval_s = step_metric_interval_s
         training = spec.training
         torch.manual_seed(training.seed)
         input_shape = tuple(splits.train.x.shape[1:])
+        assert spec.model.layers is not None  # the API stores presets expanded
         self.net: nn.Module = build_net(spec.model.layers, input_shape).to(device)
         self.forward: Callable[[Tensor], Tensor] = (
             torch.compile(self.net) if training.compile else self.net
@@ -189,7 +195,7 @@ class Trainer:
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = F.cross_entropy(self.forward(x), y)
+            loss = self.loss_fn(self.forward(x), y)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -221,24 +227,30 @@ class Trainer:
         started = time.perf_counter()
         self.net.eval()
         loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        # Classification: correct predictions; regression: the sum of absolute errors.
+        score = torch.zeros((), device=self.device)
         for x, y in eval_batches(val, EVAL_BATCH):
             with self.autocast():
-                logits = self.forward(x)
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-            correct += (logits.argmax(dim=1) == y).sum()
-        metrics = {
-            "val_loss": loss_sum.item() / len(val),
-            "val_accuracy": correct.item() / len(val),
-        }
+                out = self.forward(x).float()
+            if self.splits.regression:
+                # Per-sample MSE summed, so val_loss is the mean over samples like train_loss.
+                loss_sum += F.mse_loss(out, y, reduction="sum") / y.shape[1]
+                score += (out - y).abs().sum() / y.shape[1]
+            else:
+                loss_sum += F.cross_entropy(out, y, reduction="sum")
+                score += (out.argmax(dim=1) == y).sum()
+        name = "val_mae" if self.splits.regression else "val_accuracy"
+        metrics = {"val_loss": loss_sum.item() / len(val), name: score.item() / len(val)}
         self.clock.eval_s += time.perf_counter() - started
         return metrics
 
     def result(self, history: list[dict[str, float]], stopped: str) -> dict[str, Any]:
-        best_metric = self.spec.training.target.metric if self.spec.training.target else None
+        target = self.spec.training.target
+        best_metric: str | None = target.metric if target else None
         if best_metric is None:
-            best_metric = "val_accuracy" if self.splits.val is not None else "train_loss"
-        maximize = best_metric.endswith("accuracy")
+            validated = "val_loss" if self.splits.regression else "val_accuracy"
+            best_metric = validated if self.splits.val is not None else "train_loss"
+        maximize = maximized(best_metric)
         best = max(history, key=lambda m: m[best_metric] if maximize else -m[best_metric])
         return {
             "final": history[-1],
@@ -259,4 +271,11 @@ class Trainer:
             "samples_per_s": clock.train_samples / clock.train_s if clock.train_s else None,
             "epoch_s": clock.epoch_s,
             "time_to_target_s": clock.time_to_target_s,
+            # Training costs about 3x the forward FLOPs (forward, and backward for both the
+            # activations' and the weights' gradients).
+            "flops_per_s": (
+                3 * self.flops_per_sample * clock.train_samples / clock.train_s
+                if self.flops_per_sample and clock.train_s
+                else None
+            ),
         }

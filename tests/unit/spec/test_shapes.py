@@ -35,7 +35,7 @@ def test_seed_mlp_summary_has_expected_shapes_params_and_names() -> None:
     assert summary.output_shape == (10,)
     assert [layer.output_shape for layer in summary.layers] == [(PIXELS,), (10,), (10,), (10,)]
     assert [layer.type for layer in summary.layers] == ["flatten", "linear", "linear", "linear"]
-    assert [layer.index for layer in summary.layers] == [0, 1, 2, 3]
+    assert [layer.name for layer in summary.layers] == ["0", "1", "2", "3"]
     assert [layer.params for layer in summary.layers] == [0, 7850, 110, 110]
     assert summary.params == 8070 == (784 * 10 + 10) + (10 * 10 + 10) + (10 * 10 + 10)
     assert [layer.param_names for layer in summary.layers] == [

@@ -397,6 +397,7 @@ def test_timings_account_for_every_epoch() -> None:
         "samples_per_s",
         "epoch_s",
         "time_to_target_s",
+        "flops_per_s",
     }
     assert len(timings["epoch_s"]) == 3
     assert timings["startup_s"] >= 0

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from app.spec.schemas import Layer, ModelSpec
+from app.spec.layers import Layer
+from app.spec.schemas import ModelSpec
 from app.spec.shapes import summarize
 from worker.trainer.nets import build_net
 
