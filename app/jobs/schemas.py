@@ -15,6 +15,9 @@ class Timings(BaseModel):
     total_s: float | None = Field(None, description="Submit to the end of the job.")
     samples_per_s: float | None = Field(None, description="Training samples / train_s.")
     epoch_s: list[float] = Field(default_factory=list, description="Wall time of each epoch.")
+    flops_per_s: float | None = Field(
+        None, description="Achieved training FLOP/s: 3 x forward FLOPs x samples / train_s."
+    )
     time_to_target_s: float | None = Field(
         None,
         description="First training step to the evaluation that reached the target, when set "

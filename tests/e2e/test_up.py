@@ -23,10 +23,12 @@ pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data
 def service(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAAS_")}
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
     with (tmp_path / "up.log").open("wb") as log:
         process = subprocess.Popen(
             [*TAAS, "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-            cwd=tmp_path,  # everything must land under --data-dir, not the working directory
+            cwd=workdir,  # everything must land under --data-dir, not the working directory
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env | {"PYTHONPATH": str(ROOT)},
@@ -40,7 +42,7 @@ def service(tmp_path: Path) -> Iterator[str]:
         finally:
             process.kill()
             process.wait()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "seed.json", "up.log"]
+    assert list(workdir.iterdir()) == []
 
 
 def stream(url: str, job_id: str, after: int) -> list[dict[str, Any]]:
@@ -51,7 +53,7 @@ def stream(url: str, job_id: str, after: int) -> list[dict[str, Any]]:
     return events
 
 
-def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> None:
+def upload_mnist(service: str) -> dict[str, Any]:
     images, labels = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
     upload = subprocess.run(
         [
@@ -72,12 +74,17 @@ def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> N
         check=True,
         cwd=ROOT,
     )
-    dataset = json.loads(upload.stdout)
+    dataset: dict[str, Any] = json.loads(upload.stdout)
     assert (dataset["samples"], dataset["input_shape"], dataset["classes"]) == (
         10_000,
         [1, 28, 28],
         10,
     )
+    return dataset
+
+
+def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> None:
+    dataset = upload_mnist(service)
     spec_path = tmp_path / "seed.json"
     spec_path.write_text(json.dumps(SEED_JOB_EXAMPLE))
 
@@ -102,3 +109,33 @@ def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> N
     assert len(epochs) == job["result"]["epochs"]
     middle = epochs[len(epochs) // 2]["seq"]
     assert stream(service, job_id, after=middle) == events[middle:]
+
+
+def test_cnn_preset_reaches_97_percent_on_mnist_in_a_few_epochs(service: str) -> None:
+    dataset = upload_mnist(service)
+    spec = {
+        "name": "mnist-cnn",
+        "dataset": dataset["id"],
+        "model": {"preset": "cnn", "width": 16},
+        "optimizer": {"name": "adam", "lr": 0.003},
+        "training": {
+            "epochs": 5,
+            "batch_size": 64,
+            "normalize": "scale",
+            "target": {"metric": "val_accuracy", "value": 0.97},
+        },
+    }
+    job = httpx.post(f"{service}/v1/jobs", json=spec).json()
+
+    events = stream(service, job["id"], after=0)
+
+    assert events[-1]["data"]["status"] == "succeeded"
+    done = httpx.get(f"{service}/v1/jobs/{job['id']}").json()
+    assert done["reason"] == "target_reached"
+    assert done["result"]["final"]["val_accuracy"] >= 0.97
+    assert done["spec"]["model"]["preset"] == "cnn"
+    assert [layer["type"] for layer in done["spec"]["model"]["layers"]][:3] == [
+        "conv2d",
+        "batchnorm2d",
+        "maxpool2d",
+    ]

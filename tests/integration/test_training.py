@@ -23,6 +23,7 @@ TIMING_KEYS = {
     "samples_per_s",
     "epoch_s",
     "time_to_target_s",
+    "flops_per_s",
 }
 
 
@@ -159,3 +160,30 @@ def test_cancel_of_a_queued_job_needs_no_worker(client: TestClient) -> None:
     events, code = read_stream(client, job["id"])
     assert code == 1000
     assert statuses(events) == ["queued", "cancelled"]
+
+
+def test_a_regression_job_learns_its_targets(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    spec = small_job(epochs=8)
+    spec["dataset"] = {
+        "name": "synthetic",
+        "task": "regression",
+        "targets": 2,
+        "samples": 512,
+        "input_shape": [8],
+    }
+    spec["model"]["layers"][-1]["out_features"] = 2
+    spec["optimizer"] = {"name": "adam", "lr": 0.01}
+    job = submit(client, spec)
+
+    events, code = read_stream(client, job["id"])
+
+    assert code == 1000
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded", done["reason"]
+    epochs = [e["data"] for e in events if e["type"] == "metric" and e["data"]["scope"] == "epoch"]
+    assert all("val_accuracy" not in m for m in epochs)
+    assert epochs[-1]["val_mae"] < epochs[0]["val_mae"]
+    assert done["result"]["best"]["val_loss"] == min(m["val_loss"] for m in epochs)
+    assert done["timings"]["flops_per_s"] > 0
