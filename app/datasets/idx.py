@@ -34,11 +34,6 @@ GZIP_MAGIC: Final = b"\x1f\x8b"
 # Small enough that one read never holds much more than the limit in memory at once.
 READ_CHUNK_BYTES: Final = 1 << 20
 
-# Labels become class indices; anything past uint16 is far beyond any real class count and
-# usually means the wrong file was uploaded as labels.
-LABEL_MIN: Final = 0
-LABEL_MAX: Final = 65535
-
 # gzip.GzipFile signals corruption through several unrelated exception types.
 _GZIP_ERRORS: Final = (gzip.BadGzipFile, EOFError, zlib.error, OSError)
 
@@ -152,7 +147,8 @@ def read_idx(stream: BinaryIO, *, field: str, max_bytes: int) -> npt.NDArray[Any
     """Read one IDX file (raw or gzip) into a native-byte-order array of its declared shape.
 
     Raises UploadTooLarge once more than `max_bytes` are read or decompressed, and
-    UploadInvalid (naming `field`) for anything that is not a well-formed IDX file.
+    UploadInvalid (naming `field`) for anything that is not a well-formed IDX file. Whether
+    the values make a dataset (finite, labels in range) is `check_arrays`' concern.
     """
     payload = _read_payload(stream, field, max_bytes)
     dtype, shape = _parse_header(payload, field)
@@ -167,55 +163,24 @@ def read_idx(stream: BinaryIO, *, field: str, max_bytes: int) -> npt.NDArray[Any
             f"after the header, found {found}",
         )
     # astype copies, so the result owns writable memory instead of viewing immutable bytes.
-    array = (
+    return (
         np.frombuffer(payload, dtype=dtype, offset=header_size)
         .reshape(shape)
         .astype(dtype.newbyteorder("="))
     )
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array)
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise UploadInvalid.at(
-                field, f"float data contains {array[index]} at index {index}; must be finite"
-            )
-    return array
 
 
 def read_idx_dataset(
     images: BinaryIO, labels: BinaryIO, *, max_bytes: int
-) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
-    """Read an (images, labels) IDX pair; `max_bytes` bounds each file separately.
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Read an (images, labels) IDX pair as stored; `max_bytes` bounds each file separately.
 
-    Images keep their dtype. (N, H, W) images gain a channel axis, (N, 1, H, W), because the
-    models consume channels-first input; (N, F) and (N, C, H, W) are returned unchanged.
+    (N, H, W) images gain a channel axis, (N, 1, H, W), because the models consume
+    channels-first input; every other shape, and both dtypes, are returned unchanged for
+    `check_arrays` to judge.
     """
     image_array = read_idx(images, field="images", max_bytes=max_bytes)
     label_array = read_idx(labels, field="labels", max_bytes=max_bytes)
-    if image_array.ndim < 2:
-        raise UploadInvalid.at(
-            "images",
-            f"images need at least 2 dimensions (N, ...), found shape {image_array.shape}",
-        )
-    if label_array.ndim != 1:
-        raise UploadInvalid.at(
-            "labels", f"labels need exactly 1 dimension (N,), found shape {label_array.shape}"
-        )
-    n_images, n_labels = image_array.shape[0], label_array.shape[0]
-    if n_images != n_labels:
-        raise UploadInvalid.at(
-            "labels", f"found {n_labels} labels for {n_images} images; the counts must match"
-        )
-    if label_array.dtype.kind not in "iu":
-        raise UploadInvalid.at("labels", f"labels must be integers, found {label_array.dtype.name}")
-    out_of_range = (label_array < LABEL_MIN) | (label_array > LABEL_MAX)
-    if out_of_range.any():
-        index = int(np.flatnonzero(out_of_range)[0])
-        raise UploadInvalid.at(
-            "labels",
-            f"label {int(label_array[index])} at index {index} is outside "
-            f"[{LABEL_MIN}, {LABEL_MAX}]",
-        )
     if image_array.ndim == 3:
         image_array = image_array[:, np.newaxis, :, :]
-    return image_array, label_array.astype(np.int64)
+    return image_array, label_array

@@ -1,37 +1,58 @@
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from app.datasets import service
-from app.datasets.schemas import DatasetOut, DatasetPage
+from app.datasets.schemas import DatasetOut, DatasetPage, DatasetUpload, Format, UploadedFile
+from app.datasets.validation import Task
 from app.deps import ServicesDep, SessionDep
-from app.errors import UploadTooLarge
 from app.spec.schemas import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+OptionalFile = UploadFile | None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut)
 def upload_dataset(
     session: SessionDep,
     services: ServicesDep,
-    images: Annotated[UploadFile, File(description="IDX images, gzip or raw (e.g. MNIST).")],
-    labels: Annotated[UploadFile, File(description="IDX labels, gzip or raw.")],
-    format: Annotated[Literal["idx"], Form(description="The upload's format.")] = "idx",
+    format: Annotated[
+        Format, Form(description="idx (images + labels), npz (file) or csv (file).")
+    ] = "idx",
     name: Annotated[str, Form(min_length=1, max_length=200, pattern=NAME_PATTERN)] = "dataset",
+    task: Annotated[
+        Task, Form(description="classification: integer labels; regression: float targets.")
+    ] = "classification",
+    label_column: Annotated[
+        str | None,
+        Form(
+            max_length=200,
+            description="csv: the label column's name, or with header=false its 0-based "
+            "index; default: the last column.",
+        ),
+    ] = None,
+    header: Annotated[
+        bool | None, Form(description="csv: whether the first row names the columns (true).")
+    ] = None,
+    file: Annotated[OptionalFile, File(description="npz (arrays x and y) or csv.")] = None,
+    images: Annotated[OptionalFile, File(description="idx: images, gzip or raw.")] = None,
+    labels: Annotated[OptionalFile, File(description="idx: labels, gzip or raw.")] = None,
 ) -> DatasetOut:
-    """Upload a classification dataset (IDX images and labels) and describe it."""
-    limit = services.settings.max_upload_bytes
-    for field, upload in (("images", images), ("labels", labels)):
-        if upload.size is not None and upload.size > limit:
-            raise UploadTooLarge(f"{field} is {upload.size} bytes; the limit is {limit}")
-    dataset = service.upload_idx(
+    """Upload a dataset (npz, csv, or IDX images and labels) for classification or regression."""
+    parts = {"file": file, "images": images, "labels": labels}
+    dataset = service.upload(
         session=session,
         storage=services.storage,
-        name=name,
-        images=images.file,
-        labels=labels.file,
-        max_bytes=limit,
+        upload=DatasetUpload(
+            format=format,
+            name=name,
+            task=task,
+            label_column=label_column,
+            header=header,
+            files={k: UploadedFile(f.file, f.size) for k, f in parts.items() if f is not None},
+        ),
+        max_bytes=services.settings.max_upload_bytes,
     )
     return DatasetOut.model_validate(dataset)
 
@@ -52,5 +73,11 @@ def list_datasets(
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
 def get_dataset(dataset_id: str, session: SessionDep) -> DatasetOut:
-    """One dataset: samples, input shape, classes, size and content hash."""
+    """One dataset: samples, input shape, task, classes or targets, size and content hash."""
     return DatasetOut.model_validate(service.get(session=session, dataset_id=dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) -> None:
+    """Delete a dataset and its files (409 while a queued or running job uses it)."""
+    service.delete(session=session, storage=services.storage, dataset_id=dataset_id)

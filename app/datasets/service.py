@@ -1,23 +1,42 @@
-"""Datasets: validate an upload, store its arrays, record what it holds."""
+"""Datasets: validate an upload, store its arrays, record what it holds; delete one."""
 
 import hashlib
-from typing import BinaryIO
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from app.datasets import repository
+from app.datasets.csv import read_csv
 from app.datasets.idx import read_idx_dataset
-from app.errors import DatasetNotFound, UploadInvalid
+from app.datasets.npz import read_npz
+from app.datasets.schemas import DatasetUpload, Format, UploadedFile
+from app.datasets.validation import CheckedArrays, Origin, check_arrays
+from app.errors import AppError, DatasetNotFound, UploadInvalid, UploadTooLarge
 from app.ids import new_id
 from app.orm import Dataset
 from app.storage import Storage
 
-MIN_SAMPLES = 2
-MIN_CLASSES = 2
+# The multipart file fields each format takes; single-file formats use `file`.
+FILE_FIELDS: Final[dict[Format, tuple[str, ...]]] = {
+    "idx": ("images", "labels"),
+    "npz": ("file",),
+    "csv": ("file",),
+}
+IDX_ORIGIN: Final = Origin(x_field="images", y_field="labels", x_name="images", y_name="labels")
+NPZ_ORIGIN: Final = Origin(x_field="file", y_field="file")
 
 
-def find(session: Session, dataset_id: str) -> Dataset | None:
+class DatasetInUse(AppError):
+    status_code = 409
+    code = "dataset_in_use"
+
+
+def find(session: Session, dataset_id: str, *, lock: bool = False) -> Dataset | None:
+    """The dataset, or None; with `lock`, held against deletion until the transaction ends."""
+    if lock:
+        return repository.get_for_share(session, dataset_id)
     return repository.get(session, dataset_id)
 
 
@@ -28,7 +47,7 @@ def get(*, session: Session, dataset_id: str) -> Dataset:
     return dataset
 
 
-def content_hash(x: np.ndarray, y: np.ndarray) -> str:
+def content_hash(x: npt.NDArray[Any], y: npt.NDArray[Any]) -> str:
     digest = hashlib.sha256()
     for array in (x, y):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -36,36 +55,66 @@ def content_hash(x: np.ndarray, y: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def upload_idx(
-    *,
-    session: Session,
-    storage: Storage,
-    name: str,
-    images: BinaryIO,
-    labels: BinaryIO,
-    max_bytes: int,
-) -> Dataset:
-    """Parse and check an IDX image/label pair, store it, and record it."""
-    x, y = read_idx_dataset(images, labels, max_bytes=max_bytes)
-    if len(y) < MIN_SAMPLES:
-        raise UploadInvalid.at("labels", f"needs at least {MIN_SAMPLES} samples, got {len(y)}")
-    classes = int(y.max()) + 1
-    if classes < MIN_CLASSES:
-        raise UploadInvalid.at(
-            "labels", f"needs at least {MIN_CLASSES} classes, got labels 0..{classes - 1}"
+def _files(upload: DatasetUpload, max_bytes: int) -> list[UploadedFile]:
+    """The upload's files in the order its format takes them, each within the limit."""
+    wanted = FILE_FIELDS[upload.format]
+    takes = " and ".join(repr(field) for field in wanted)
+    for field in wanted:
+        if field not in upload.files:
+            raise UploadInvalid.at(
+                field, f"a {upload.format} upload needs this file (it takes {takes})"
+            )
+    for field in upload.files:
+        if field not in wanted:
+            raise UploadInvalid.at(
+                field, f"a {upload.format} upload takes only {takes}; set format to match"
+            )
+    csv_options = {"label_column": upload.label_column, "header": upload.header}
+    for field, value in csv_options.items():
+        if upload.format != "csv" and value is not None:
+            raise UploadInvalid.at(field, "only csv uploads take this field")
+    for field in wanted:
+        size = upload.files[field].size
+        if size is not None and size > max_bytes:
+            raise UploadTooLarge(f"{field} is {size} bytes; the limit is {max_bytes}")
+    return [upload.files[field] for field in wanted]
+
+
+def _read(upload: DatasetUpload, *, max_bytes: int) -> CheckedArrays:
+    """Parse an upload in its format and check it for its task; writes nothing."""
+    files = _files(upload, max_bytes)
+    if upload.format == "idx":
+        images, labels = files
+        x, y = read_idx_dataset(images.stream, labels.stream, max_bytes=max_bytes)
+        origin = IDX_ORIGIN
+    elif upload.format == "npz":
+        x, y = read_npz(files[0].stream, max_bytes=max_bytes)
+        origin = NPZ_ORIGIN
+    else:
+        header = True if upload.header is None else upload.header
+        x, y, origin = read_csv(
+            files[0].stream, label_column=upload.label_column, header=header, max_bytes=max_bytes
         )
+    return check_arrays(x, y, task=upload.task, origin=origin)
+
+
+def upload(*, session: Session, storage: Storage, upload: DatasetUpload, max_bytes: int) -> Dataset:
+    """Parse and check an upload in any format, store its arrays, and record it."""
+    arrays = _read(upload, max_bytes=max_bytes)
     dataset = Dataset(
         id=new_id("ds"),
-        name=name,
-        format="idx",
-        samples=len(y),
-        input_shape=list(x.shape[1:]),
-        classes=classes,
-        bytes=x.nbytes + y.nbytes,
-        sha256=content_hash(x, y),
+        name=upload.name,
+        format=upload.format,
+        samples=len(arrays.y),
+        input_shape=arrays.input_shape,
+        task=arrays.task,
+        classes=arrays.classes,
+        targets=arrays.targets,
+        bytes=arrays.x.nbytes + arrays.y.nbytes,
+        sha256=content_hash(arrays.x, arrays.y),
     )
     dataset.path = f"datasets/{dataset.id}"
-    storage.write_arrays(dataset.path, {"x": x, "y": y})
+    storage.write_arrays(dataset.path, {"x": arrays.x, "y": arrays.y})
     try:
         session.add(dataset)
         session.commit()
@@ -75,6 +124,25 @@ def upload_idx(
         storage.delete(dataset.path)
         raise
     return dataset
+
+
+def delete(*, session: Session, storage: Storage, dataset_id: str) -> None:
+    """Delete a dataset and its files; refused while a job on it has not finished."""
+    dataset = repository.get_for_update(session, dataset_id)
+    if dataset is None:
+        raise DatasetNotFound(dataset_id)
+    unfinished = repository.unfinished_job(session, dataset_id)
+    if unfinished is not None:
+        job_id, status = unfinished
+        raise DatasetInUse(
+            f"dataset {dataset_id!r} is used by job {job_id!r}, which is {status}; "
+            "cancel the job or wait for it to finish"
+        )
+    repository.detach_jobs(session, dataset_id)
+    repository.delete(session, dataset)
+    session.commit()
+    # After the commit: a failed commit leaves the dataset whole, files included.
+    storage.delete(dataset.path)
 
 
 def page(*, session: Session, cursor: str | None, limit: int) -> list[Dataset]:

@@ -50,7 +50,7 @@ def data_shape(session: Session, dataset: str | SyntheticData, field: str) -> Da
     if isinstance(dataset, SyntheticData):
         outputs = dataset.classes if dataset.task == "classification" else dataset.targets
         return DataShape(None, dataset.input_shape, dataset.task, outputs)
-    row = datasets.find(session, dataset)
+    row = datasets.find(session, dataset, lock=True)
     if row is None:
         raise SpecInvalid.at(field, f"no dataset {dataset!r}; upload one with POST /v1/datasets")
     stored = row.classes if row.task == "classification" else row.targets

@@ -1,10 +1,13 @@
-"""The datasets API: IDX uploads (real MNIST and tiny hand-made pairs), every bad upload
-answered with a 4xx that leaves no row and no file behind, and jobs on an uploaded dataset."""
+"""The datasets API: IDX, npz and csv uploads for classification and regression (real MNIST
+and tiny hand-made files), every bad upload answered with a 4xx that leaves no row and no file
+behind, jobs on an uploaded dataset, and deleting one."""
 
 import copy
 import gzip
+import io
 import re
 import struct
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,7 +119,9 @@ def test_upload_returns_201_with_shape_classes_and_size_when_files_are_mnist(
     assert mnist["format"] == "idx"
     assert mnist["samples"] == MNIST_SAMPLES
     assert mnist["input_shape"] == [1, 28, 28]
+    assert mnist["task"] == "classification"
     assert mnist["classes"] == 10
+    assert mnist["targets"] is None
     assert mnist["bytes"] == MNIST_BYTES == 7_920_000
     assert SHA256.match(mnist["sha256"])
     assert mnist["id"].startswith("ds_")
@@ -262,14 +267,34 @@ def test_upload_returns_422_naming_the_file_and_stores_nothing_when_upload_is_ma
     assert_nothing_stored(client, settings)
 
 
-def test_upload_returns_422_and_stores_nothing_when_format_is_npz(
-    client: TestClient, settings: Settings
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        pytest.param({"format": "npz"}, "file", id="npz-without-file"),
+        pytest.param({"format": "csv"}, "file", id="csv-without-file"),
+        pytest.param({"label_column": "0"}, "label_column", id="label-column-on-idx"),
+        pytest.param({"header": "false"}, "header", id="header-on-idx"),
+        pytest.param({"format": "parquet"}, "format", id="unknown-format"),
+        pytest.param({"task": "ranking"}, "task", id="unknown-task"),
+    ],
+)
+def test_upload_returns_422_naming_the_field_when_form_does_not_fit_the_files(
+    client: TestClient, settings: Settings, form: dict[str, str], field: str
 ) -> None:
     images, labels = tiny_pair()
 
-    error = error_of(upload(client, images, labels, format="npz"), 422)
+    error = error_of(upload(client, images, labels, **form), 422)
 
-    assert [d["field"] for d in error["details"]] == ["format"]
+    assert field in [d["field"] for d in error["details"]]
+    assert_nothing_stored(client, settings)
+
+
+def test_upload_returns_422_naming_images_when_an_idx_upload_sends_file(
+    client: TestClient, settings: Settings
+) -> None:
+    error = error_of(send_file(client, npz_bytes(), format="idx"), 422)
+
+    assert [d["field"] for d in error["details"]] == ["images"]
     assert_nothing_stored(client, settings)
 
 
@@ -309,3 +334,427 @@ def test_get_returns_404_dataset_not_found_when_dataset_is_unknown(client: TestC
     error = error_of(client.get("/v1/datasets/ds_unknown"), 404)
 
     assert error["code"] == "dataset_not_found"
+
+
+# --- npz and csv uploads ------------------------------------------------------------------
+
+FEATURES = 4
+SAMPLES = 24
+CLASSES = 3
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    """An npz of `SAMPLES` 4-feature float32 rows and 3 classes, overridden by `arrays`."""
+    rng = np.random.default_rng(0)
+    defaults = {
+        "x": rng.standard_normal((SAMPLES, FEATURES)).astype(np.float32),
+        "y": np.arange(SAMPLES) % CLASSES,
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **{**defaults, **arrays})
+    return buffer.getvalue()
+
+
+def csv_text(rows: int = SAMPLES, header: bool = True) -> str:
+    """Iris-like rows: four features with the class in the middle column, `species`."""
+    lines = ["sepal_length,sepal_width,species,petal_length,petal_width"] if header else []
+    for i in range(rows):
+        lines.append(f"{5 + i / 10:.1f},{3 + i % 5 / 10:.1f},{i % CLASSES},1.{i % 9},0.{i % 7}")
+    return "\n".join(lines) + "\n"
+
+
+def send_file(
+    client: TestClient, data: bytes | str, *, format: str = "npz", **form: str
+) -> httpx2.Response:
+    content = data.encode() if isinstance(data, str) else data
+    return client.post(
+        "/v1/datasets",
+        files={"file": (f"data.{format}", content, "application/octet-stream")},
+        data={"format": format, "name": "ds", **form},
+    )
+
+
+def created(response: httpx2.Response) -> dict[str, Any]:
+    assert response.status_code == 201, response.text
+    dataset: dict[str, Any] = response.json()
+    return dataset
+
+
+def test_upload_returns_201_with_classes_when_npz_is_for_classification(
+    client: TestClient, settings: Settings
+) -> None:
+    dataset = created(send_file(client, npz_bytes()))
+
+    assert dataset["format"] == "npz"
+    assert dataset["task"] == "classification"
+    assert dataset["classes"] == CLASSES
+    assert dataset["targets"] is None
+    assert dataset["samples"] == SAMPLES
+    assert dataset["input_shape"] == [FEATURES]
+    assert dataset["bytes"] == SAMPLES * FEATURES * 4 + SAMPLES * 8
+    assert client.get(f"/v1/datasets/{dataset['id']}").json() == dataset
+    stored = np.load(settings.artifacts_dir / "datasets" / dataset["id"] / "y.npy")
+    assert stored.dtype == np.int64
+
+
+def test_upload_keeps_uint8_images_when_npz_holds_them(client: TestClient) -> None:
+    images = np.zeros((SAMPLES, 1, 5, 5), np.uint8)
+
+    dataset = created(send_file(client, npz_bytes(x=images)))
+
+    assert dataset["input_shape"] == [1, 5, 5]
+    assert dataset["bytes"] == SAMPLES * 25 + SAMPLES * 8
+
+
+@pytest.mark.parametrize(("y_shape", "targets"), [((SAMPLES,), 1), ((SAMPLES, 3), 3)])
+def test_upload_returns_201_with_targets_when_npz_is_for_regression(
+    client: TestClient, settings: Settings, y_shape: tuple[int, ...], targets: int
+) -> None:
+    y = np.linspace(-1, 1, num=int(np.prod(y_shape))).reshape(y_shape)
+
+    dataset = created(send_file(client, npz_bytes(y=y), task="regression"))
+
+    assert dataset["task"] == "regression"
+    assert dataset["classes"] is None
+    assert dataset["targets"] == targets
+    assert dataset["input_shape"] == [FEATURES]
+    assert dataset["bytes"] == SAMPLES * FEATURES * 4 + int(np.prod(y_shape)) * 4
+    stored = np.load(settings.artifacts_dir / "datasets" / dataset["id"] / "y.npy")
+    assert stored.dtype == np.float32
+    assert stored.shape == y_shape
+
+
+def test_upload_returns_201_when_csv_has_a_header_and_label_column_is_a_name(
+    client: TestClient, settings: Settings
+) -> None:
+    dataset = created(send_file(client, csv_text(), format="csv", label_column="species"))
+
+    assert dataset["format"] == "csv"
+    assert dataset["samples"] == SAMPLES
+    assert dataset["input_shape"] == [4]
+    assert dataset["classes"] == CLASSES
+    folder = settings.artifacts_dir / "datasets" / dataset["id"]
+    np.testing.assert_array_equal(np.load(folder / "y.npy"), np.arange(SAMPLES) % CLASSES)
+    np.testing.assert_allclose(np.load(folder / "x.npy")[1], [5.1, 3.1, 1.1, 0.1], rtol=1e-6)
+
+
+def test_upload_returns_201_when_csv_has_no_header_and_label_column_is_an_index(
+    client: TestClient,
+) -> None:
+    text = csv_text(header=False)
+
+    dataset = created(send_file(client, text, format="csv", header="false", label_column="2"))
+
+    assert dataset["samples"] == SAMPLES
+    assert dataset["classes"] == CLASSES
+
+
+def test_upload_gives_the_same_hash_when_csv_and_npz_hold_the_same_data(
+    client: TestClient,
+) -> None:
+    x = np.array([[1.5, 2.0], [0.0, -1.0], [3.0, 4.0]], np.float32)
+    y = np.array([0, 1, 1])
+    text = "a,b,y\n1.5,2,0\n0,-1,1\n3,4,1\n"
+
+    from_csv = created(send_file(client, text, format="csv"))
+    from_npz = created(send_file(client, npz_bytes(x=x, y=y)))
+
+    assert from_csv["sha256"] == from_npz["sha256"]
+
+
+def test_upload_returns_201_with_one_target_when_csv_is_for_regression(
+    client: TestClient,
+) -> None:
+    dataset = created(send_file(client, csv_text(), format="csv", task="regression"))
+
+    assert dataset["task"] == "regression"
+    assert dataset["targets"] == 1
+    assert dataset["classes"] is None
+    assert dataset["input_shape"] == [4]
+
+
+def pickled_npz() -> bytes:
+    return npz_bytes(x=np.array([{"a": 1}] * SAMPLES, dtype=object))
+
+
+def npz_without(name: str) -> bytes:
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = {"x": np.zeros((SAMPLES, 2)), "y": np.arange(SAMPLES) % 2}
+    del arrays[name]
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def with_nan(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    array = array.astype(np.float64)
+    array.flat[5] = np.nan
+    return array
+
+
+X_DEFAULT = np.ones((SAMPLES, FEATURES), np.float32)
+Y_DEFAULT = np.arange(SAMPLES) % CLASSES
+
+
+@pytest.mark.parametrize(
+    ("format", "data", "form", "field", "says"),
+    [
+        pytest.param("npz", npz_without("x"), {}, "file", "no array 'x'", id="npz-no-x"),
+        pytest.param("npz", npz_without("y"), {}, "file", "no array 'y'", id="npz-no-y"),
+        pytest.param("npz", pickled_npz(), {}, "file", "Python objects", id="npz-pickled"),
+        pytest.param("npz", b"not a zip", {}, "file", "not an npz", id="npz-garbage"),
+        pytest.param("npz", b"", {}, "file", "empty", id="npz-empty"),
+        pytest.param(
+            "npz", npz_bytes(x=with_nan(X_DEFAULT)), {}, "file", "x[1, 1] is nan", id="npz-nan-x"
+        ),
+        pytest.param(
+            "npz",
+            npz_bytes(y=with_nan(Y_DEFAULT)),
+            {"task": "regression"},
+            "file",
+            "y[5] is nan",
+            id="npz-nan-y",
+        ),
+        pytest.param(
+            "npz", npz_bytes(x=np.ones(SAMPLES)), {}, "file", "2 dimensions", id="npz-1d-x"
+        ),
+        pytest.param(
+            "npz",
+            npz_bytes(y=np.zeros((SAMPLES, 2))),
+            {},
+            "file",
+            "1 dimension",
+            id="npz-2d-labels",
+        ),
+        pytest.param(
+            "npz", npz_bytes(y=Y_DEFAULT + 0.5), {}, "file", "not an integer", id="npz-fraction"
+        ),
+        pytest.param(
+            "npz", npz_bytes(y=Y_DEFAULT - 1), {}, "file", "outside [0, 65535]", id="npz-negative"
+        ),
+        pytest.param(
+            "npz", npz_bytes(y=np.zeros(SAMPLES)), {}, "file", "2 classes", id="npz-one-class"
+        ),
+        pytest.param(
+            "npz", npz_bytes(y=Y_DEFAULT[:-1]), {}, "file", "must match", id="npz-count-mismatch"
+        ),
+        pytest.param(
+            "npz", npz_bytes(x=X_DEFAULT[:1], y=Y_DEFAULT[:1]), {}, "file", "2 samples", id="npz-1"
+        ),
+        pytest.param(
+            "npz", npz_bytes(x=X_DEFAULT.astype(complex)), {}, "file", "numeric", id="npz-complex"
+        ),
+        pytest.param(
+            "npz", npz_bytes(), {"label_column": "y"}, "label_column", "csv", id="npz-label-col"
+        ),
+        pytest.param(
+            "csv",
+            csv_text().replace("5.3,3.3", "5.3,abc"),
+            {},
+            "file",
+            "row 5, column 'sepal_width': 'abc' is not a number",
+            id="csv-not-a-number",
+        ),
+        pytest.param(
+            "csv",
+            csv_text(),
+            {"label_column": "class"},
+            "label_column",
+            "no column 'class'",
+            id="csv-no-label-column",
+        ),
+        pytest.param(
+            "csv",
+            csv_text(header=False),
+            {"header": "false", "label_column": "9"},
+            "label_column",
+            "0-based index",
+            id="csv-label-index-out-of-range",
+        ),
+        pytest.param(
+            "csv",
+            csv_text().replace("5.3,3.3", "5.3,inf"),
+            {},
+            "file",
+            "row 5, column 'sepal_width' is inf",
+            id="csv-inf",
+        ),
+        pytest.param(
+            "csv",
+            csv_text().replace(",1,1.", ",1.5,1."),
+            {"label_column": "species"},
+            "file",
+            "label 1.5 at row 3, column 'species' is not an integer",
+            id="csv-fractional-label",
+        ),
+        pytest.param("csv", "a,b\n1,2\n3\n", {}, "file", "row 3 has 1 columns", id="csv-ragged"),
+        pytest.param("csv", "a,b\n1,0\n", {}, "file", "2 samples", id="csv-one-row"),
+        pytest.param("csv", b"a,b\n\xff,0\n", {}, "file", "UTF-8", id="csv-not-utf8"),
+    ],
+)
+def test_upload_returns_422_naming_the_field_and_stores_nothing_when_file_is_bad(
+    client: TestClient,
+    settings: Settings,
+    format: str,
+    data: bytes | str,
+    form: dict[str, str],
+    field: str,
+    says: str,
+) -> None:
+    error = error_of(send_file(client, data, format=format, **form), 422)
+
+    assert error["code"] == "invalid_upload"
+    assert [d["field"] for d in error["details"]] == [field]
+    assert says in error["message"]
+    assert_nothing_stored(client, settings)
+
+
+def npz_bomb(declared_rows: int, present_bytes: int) -> bytes:
+    """An x.npy member whose header declares `declared_rows` x 1000 float64 values."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (declared_rows, 1000)}
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            member.write(bytes(present_bytes))
+        archive.writestr("y.npy", npy_bytes(np.arange(2) % 2))
+    return buffer.getvalue()
+
+
+def npy_bytes(array: npt.NDArray[Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_upload_returns_413_without_inflating_when_npz_declares_a_huge_array(
+    client: TestClient, settings: Settings
+) -> None:
+    bomb = npz_bomb(declared_rows=10**9, present_bytes=5_000_000)  # declares 8 TB
+    assert len(bomb) < 50_000
+
+    error = error_of(send_file(client, bomb), 413)
+
+    assert error["code"] == "upload_too_large"
+    assert "declare" in error["message"]
+    assert_nothing_stored(client, settings)
+
+
+def test_upload_returns_413_when_npz_arrays_inflate_past_the_limit(
+    small_limit_client: TestClient, settings: Settings
+) -> None:
+    bomb = npz_bomb(declared_rows=2, present_bytes=16_000)  # 16 kB of zeros, honestly declared
+    assert len(bomb) < 1000
+
+    error = error_of(send_file(small_limit_client, bomb), 413)
+
+    assert error["code"] == "upload_too_large"
+    assert_nothing_stored(small_limit_client, settings)
+
+
+@pytest.mark.parametrize("format", ["npz", "csv"])
+def test_upload_returns_413_and_stores_nothing_when_single_file_is_over_the_limit(
+    small_limit_client: TestClient, settings: Settings, format: str
+) -> None:
+    data = npz_bytes() if format == "npz" else csv_text(rows=100)
+    assert len(data) > 1000
+
+    error = error_of(send_file(small_limit_client, data, format=format), 413)
+
+    assert error["code"] == "upload_too_large"
+    assert_nothing_stored(small_limit_client, settings)
+
+
+# --- deleting -----------------------------------------------------------------------------
+
+
+def job_spec(dataset_id: str, **training: str) -> dict[str, Any]:
+    return {
+        "name": "uses-the-dataset",
+        "dataset": dataset_id,
+        "model": {"layers": [{"type": "linear", "out_features": CLASSES}]},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "training": {"epochs": 1, "batch_size": 8, **training},
+    }
+
+
+@pytest.fixture
+def tabular(client: TestClient) -> dict[str, Any]:
+    """A classification dataset of 4 features and 3 classes."""
+    return created(send_file(client, npz_bytes()))
+
+
+def submitted(client: TestClient, dataset_id: str, **training: str) -> dict[str, Any]:
+    response = client.post("/v1/jobs", json=job_spec(dataset_id, **training))
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def test_delete_returns_204_and_removes_row_and_files(
+    client: TestClient, settings: Settings, backend: str, tabular: dict[str, Any]
+) -> None:
+    assert stored_files(settings) != []
+
+    response = client.delete(f"/v1/datasets/{tabular['id']}")
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert error_of(client.get(f"/v1/datasets/{tabular['id']}"), 404)["code"] == (
+        "dataset_not_found"
+    )
+    assert_nothing_stored(client, settings)
+
+
+def test_delete_returns_404_dataset_not_found_when_dataset_is_unknown(
+    client: TestClient,
+) -> None:
+    error = error_of(client.delete("/v1/datasets/ds_unknown"), 404)
+
+    assert error["code"] == "dataset_not_found"
+
+
+def test_delete_returns_409_and_keeps_everything_while_a_queued_job_uses_the_dataset(
+    client: TestClient, settings: Settings, backend: str, tabular: dict[str, Any]
+) -> None:
+    job = submitted(client, tabular["id"])
+    files = stored_files(settings)
+
+    error = error_of(client.delete(f"/v1/datasets/{tabular['id']}"), 409)
+
+    assert error["code"] == "dataset_in_use"
+    assert job["id"] in error["message"]
+    assert client.get(f"/v1/datasets/{tabular['id']}").json() == tabular
+    assert stored_files(settings) == files
+
+
+def test_delete_returns_409_while_a_queued_job_validates_on_the_dataset(
+    client: TestClient, backend: str, tabular: dict[str, Any]
+) -> None:
+    validation = created(send_file(client, npz_bytes()))
+    job = submitted(client, tabular["id"], val_dataset=validation["id"])
+
+    error = error_of(client.delete(f"/v1/datasets/{validation['id']}"), 409)
+
+    assert error["code"] == "dataset_in_use"
+    assert job["id"] in error["message"]
+    assert client.get(f"/v1/datasets/{validation['id']}").status_code == 200
+
+
+def test_delete_returns_204_and_keeps_the_job_when_its_job_was_cancelled(
+    client: TestClient, settings: Settings, backend: str, tabular: dict[str, Any]
+) -> None:
+    job = submitted(client, tabular["id"])
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+
+    response = client.delete(f"/v1/datasets/{tabular['id']}")
+
+    assert response.status_code == 204
+    kept = client.get(f"/v1/jobs/{job['id']}")
+    assert kept.status_code == 200
+    assert kept.json()["status"] == "cancelled"
+    assert kept.json()["dataset_id"] is None
+    assert kept.json()["spec"]["dataset"] == tabular["id"]
+    assert_nothing_stored(client, settings)
