@@ -4,6 +4,7 @@ The server commands start the worker as its own process (`python -m worker`): th
 package never imports the worker, and a crash in one does not take down the other.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -233,18 +234,55 @@ def cancel(job_id: str, url: Url = DEFAULT_URL) -> None:
 
 @datasets_cli.command("upload")
 def datasets_upload(
-    images: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="IDX images file.")],
-    labels: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="IDX labels file.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="An .npz (x, y) or .csv file."),
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="IDX images file.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="IDX labels file.")
+    ] = None,
     name: str = "dataset",
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    label_column: Annotated[
+        str | None, typer.Option(help="csv: the label's column name, or index without header.")
+    ] = None,
+    header: Annotated[bool, typer.Option(help="csv: the first row names the columns.")] = True,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Upload an IDX dataset (images and labels, gzip or raw); prints its id."""
-    with _client(url) as client, images.open("rb") as x, labels.open("rb") as y:
-        files = {"images": (images.name, x), "labels": (labels.name, y)}
-        dataset = _check(
-            client.post("/v1/datasets", data={"format": "idx", "name": name}, files=files)
-        )
+    """Upload a dataset: FILE (.npz or .csv), or --images and --labels (IDX); prints it."""
+    form: dict[str, str] = {"name": name, "task": task}
+    with contextlib.ExitStack() as files_open, _client(url) as client:
+        if file is None:
+            if images is None or labels is None:
+                console.print("[red]give FILE, or both --images and --labels[/red]")
+                raise typer.Exit(2)
+            form["format"] = "idx"
+            files = {
+                "images": (images.name, files_open.enter_context(images.open("rb"))),
+                "labels": (labels.name, files_open.enter_context(labels.open("rb"))),
+            }
+        else:
+            form["format"] = "csv" if file.suffix.lower() == ".csv" else "npz"
+            if form["format"] == "csv":
+                form["header"] = str(header).lower()
+                if label_column is not None:
+                    form["label_column"] = label_column
+            files = {"file": (file.name, files_open.enter_context(file.open("rb")))}
+        dataset = _check(client.post("/v1/datasets", data=form, files=files))
     console.print_json(data=dataset)
+
+
+@datasets_cli.command("delete")
+def datasets_delete(dataset_id: str, url: Url = DEFAULT_URL) -> None:
+    """Delete a dataset no queued or running job uses."""
+    with _client(url) as client:
+        response = client.delete(f"/v1/datasets/{dataset_id}")
+        if response.status_code != 204:
+            _check(response)
+    console.print(f"deleted {dataset_id}")
 
 
 @datasets_cli.command("list")
