@@ -1,10 +1,11 @@
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.datasets.validation import Task
+from app.spec.schemas import SyntheticData
 
 Format = Literal["idx", "npz", "csv"]
 
@@ -48,3 +49,8 @@ class DatasetOut(BaseModel):
 class DatasetPage(BaseModel):
     items: list[DatasetOut]
     next_cursor: str | None
+    builtin: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"synthetic": SyntheticData().model_dump()},
+        description="Datasets that need no upload, with their default options: use them as "
+        '"dataset": "synthetic" or {"name": "synthetic", ...options}.',
+    )

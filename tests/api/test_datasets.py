@@ -82,7 +82,8 @@ def stored_files(settings: Settings) -> list[Path]:
 
 
 def assert_nothing_stored(client: TestClient, settings: Settings) -> None:
-    assert client.get("/v1/datasets").json() == {"items": [], "next_cursor": None}
+    listing = client.get("/v1/datasets").json()
+    assert (listing["items"], listing["next_cursor"]) == ([], None)
     assert stored_files(settings) == []
 
 
@@ -139,7 +140,7 @@ def test_get_and_list_return_the_uploaded_dataset(
     assert got.status_code == 200
     assert got.json() == mnist
     assert listed.status_code == 200
-    assert listed.json() == {"items": [mnist], "next_cursor": None}
+    assert (listed.json()["items"], listed.json()["next_cursor"]) == ([mnist], None)
 
 
 @needs_mnist
@@ -758,3 +759,11 @@ def test_delete_returns_204_and_keeps_the_job_when_its_job_was_cancelled(
     assert kept.json()["dataset_id"] is None
     assert kept.json()["spec"]["dataset"] == tabular["id"]
     assert_nothing_stored(client, settings)
+
+
+def test_list_names_the_builtin_synthetic_dataset_with_its_options(client: TestClient) -> None:
+    listing = client.get("/v1/datasets").json()
+
+    synthetic = listing["builtin"]["synthetic"]
+    assert synthetic["task"] == "classification"
+    assert {"samples", "classes", "targets", "input_shape", "seed"} <= set(synthetic)
