@@ -1,9 +1,10 @@
 """Every table of the service. Alembic's autogenerate and the migrations read Base.metadata."""
 
 from app.orm.base import Base
+from app.orm.checkpoints import Checkpoint
 from app.orm.datasets import Dataset
 from app.orm.events import Event
 from app.orm.jobs import Job, JobTag
 from app.orm.workers import Worker
 
-__all__ = ["Base", "Dataset", "Event", "Job", "JobTag", "Worker"]
+__all__ = ["Base", "Checkpoint", "Dataset", "Event", "Job", "JobTag", "Worker"]

@@ -39,6 +39,8 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None]
+    # What a warm start loaded, skipped and initialised afresh (decided at submit).
+    warm_start: Mapped[dict[str, Any] | None]
     timings: Mapped[dict[str, Any] | None]
 
     tag_rows: Mapped[list["JobTag"]] = relationship(

@@ -1,0 +1,1 @@
+"""Checkpoints: weights saved by jobs or uploaded by users, always safetensors."""
