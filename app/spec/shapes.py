@@ -35,14 +35,26 @@ Shape = tuple[int, ...]
 NORM_FLOPS = 4
 
 
+Tensors = tuple[tuple[str, Shape], ...]
+
+
 @dataclass(frozen=True)
 class LayerSummary:
     name: str
     type: str
     output_shape: Shape
-    params: int
     flops: int
-    param_names: tuple[str, ...]
+    param_shapes: Tensors = ()
+    # Running statistics: in the state dict and in checkpoints, but not trained.
+    buffer_shapes: Tensors = ()
+
+    @property
+    def params(self) -> int:
+        return sum(math.prod(shape) for _, shape in self.param_shapes)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.param_shapes)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,22 @@ class NetSummary:
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(name for layer in self.layers for name in layer.param_names)
+
+    @property
+    def tensors(self) -> dict[str, Shape]:
+        """Every tensor of the net's state dict (parameters and buffers) and its shape."""
+        return {
+            name: shape
+            for layer in self.layers
+            for name, shape in (*layer.param_shapes, *layer.buffer_shapes)
+        }
+
+
+def _weights(name: str, weight: Shape, bias: bool) -> Tensors:
+    """A weight and, optionally, a bias as long as the weight's first dimension."""
+    if bias:
+        return ((f"{name}.weight", weight), (f"{name}.bias", (weight[0],)))
+    return ((f"{name}.weight", weight),)
 
 
 def _wrong_input(path: str, layer: str, wants: str, shape: Shape) -> SpecInvalid:
@@ -124,14 +152,12 @@ def _conv(layer: Conv1dLayer | Conv2dLayer, shape: Shape, name: str, path: str) 
                 f"padded input {list(spatial)}",
             )
     out = (layer.out_channels, *out_spatial)
-    weights = layer.out_channels * (channels // layer.groups) * math.prod(kernel)
-    params = weights + (layer.out_channels if layer.bias else 0)
     elements = math.prod(out)
     per_output = 2 * (channels // layer.groups) * math.prod(kernel)
     flops = per_output * elements + (elements if layer.bias else 0)
     flops += _activation_flops(layer.activation, elements)
-    names = (f"{name}.weight", f"{name}.bias") if layer.bias else (f"{name}.weight",)
-    return LayerSummary(name, layer.type, out, params, flops, names)
+    weight = (layer.out_channels, channels // layer.groups, *kernel)
+    return LayerSummary(name, layer.type, out, flops, _weights(name, weight, layer.bias))
 
 
 def _pool(
@@ -154,7 +180,7 @@ def _pool(
             f"the pooling window {list(kernel)} is larger than the feature map {list(shape[1:])}",
         )
     out = (shape[0], *out_spatial)
-    return LayerSummary(name, layer.type, out, 0, math.prod(out) * math.prod(kernel), ())
+    return LayerSummary(name, layer.type, out, math.prod(out) * math.prod(kernel))
 
 
 def _norm(layer: Layer, shape: Shape, name: str, path: str) -> LayerSummary:
@@ -163,24 +189,31 @@ def _norm(layer: Layer, shape: Shape, name: str, path: str) -> LayerSummary:
     if isinstance(layer, BatchNorm2dLayer) and len(shape) != 3:
         raise _wrong_input(path, layer.type, "(channels, height, width)", shape)
     assert isinstance(layer, BatchNorm1dLayer | BatchNorm2dLayer | LayerNormLayer)
-    scaled = math.prod(shape) if isinstance(layer, LayerNormLayer) else shape[0]
     elements = math.prod(shape)
     flops = NORM_FLOPS * elements + _activation_flops(layer.activation, elements)
-    return LayerSummary(
-        name, layer.type, shape, 2 * scaled, flops, (f"{name}.weight", f"{name}.bias")
+    if isinstance(layer, LayerNormLayer):
+        params = ((f"{name}.weight", shape), (f"{name}.bias", shape))
+        return LayerSummary(name, layer.type, shape, flops, params)
+    channels = (shape[0],)
+    params = ((f"{name}.weight", channels), (f"{name}.bias", channels))
+    buffers = (
+        (f"{name}.running_mean", channels),
+        (f"{name}.running_var", channels),
+        (f"{name}.num_batches_tracked", ()),
     )
+    return LayerSummary(name, layer.type, shape, flops, params, buffers)
 
 
 def _projection(shape: Shape, out: Shape, name: str, path: str) -> LayerSummary:
     """The 1x1 projection that carries x to the body's output shape."""
     if len(shape) == 1 and len(out) == 1:
-        params = shape[0] * out[0] + out[0]
-        names = (f"{name}.projection.weight", f"{name}.projection.bias")
-        return LayerSummary(name, "projection", out, params, 2 * shape[0] * out[0] + out[0], names)
+        weights = _weights(f"{name}.projection", (out[0], shape[0]), bias=True)
+        return LayerSummary(name, "projection", out, 2 * shape[0] * out[0] + out[0], weights)
     if projection_strides(shape, out) is not None:
-        params = shape[0] * out[0]
-        flops = 2 * params * math.prod(out[1:])
-        return LayerSummary(name, "projection", out, params, flops, (f"{name}.projection.weight",))
+        kernel = (1,) * (len(shape) - 1)
+        weights = _weights(f"{name}.projection", (out[0], shape[0], *kernel), bias=False)
+        flops = 2 * shape[0] * out[0] * math.prod(out[1:])
+        return LayerSummary(name, "projection", out, flops, weights)
     raise SpecInvalid.at(
         f"{path}.layers",
         f"the block turns {list(shape)} into {list(out)}, which no 1x1 projection of the "
@@ -189,29 +222,23 @@ def _projection(shape: Shape, out: Shape, name: str, path: str) -> LayerSummary:
 
 
 def _residual(layer: ResidualLayer, shape: Shape, name: str, path: str) -> LayerSummary:
-    body = _infer(layer.layers, shape, prefix=f"{name}.layers.", path=f"{path}.layers")
-    out = body[-1].output_shape
-    params = sum(s.params for s in body)
-    flops = sum(s.flops for s in body)
-    names = tuple(n for s in body for n in s.param_names)
+    parts = _infer(layer.layers, shape, prefix=f"{name}.layers.", path=f"{path}.layers")
+    out = parts[-1].output_shape
     if out != shape:
-        projection = _projection(shape, out, name, path)
-        params, flops, names = (
-            params + projection.params,
-            flops + projection.flops,
-            names + projection.param_names,
-        )
+        parts.append(_projection(shape, out, name, path))
     elements = math.prod(out)
-    flops += elements + _activation_flops(layer.activation, elements)
-    return LayerSummary(name, "residual", out, params, flops, names)
+    flops = sum(p.flops for p in parts) + elements + _activation_flops(layer.activation, elements)
+    params = tuple(t for p in parts for t in p.param_shapes)
+    buffers = tuple(t for p in parts for t in p.buffer_shapes)
+    return LayerSummary(name, "residual", out, flops, params, buffers)
 
 
 def _layer(layer: Layer, shape: Shape, name: str, path: str) -> LayerSummary:
     match layer:
         case FlattenLayer():
-            return LayerSummary(name, "flatten", (math.prod(shape),), 0, 0, ())
+            return LayerSummary(name, "flatten", (math.prod(shape),), 0)
         case DropoutLayer():
-            return LayerSummary(name, "dropout", shape, 0, 0, ())
+            return LayerSummary(name, "dropout", shape, 0)
         case LinearLayer(out_features=out, bias=bias, activation=activation):
             if len(shape) != 1:
                 raise SpecInvalid.at(
@@ -220,10 +247,9 @@ def _layer(layer: Layer, shape: Shape, name: str, path: str) -> LayerSummary:
                     "put a flatten layer before it",
                 )
             (inputs,) = shape
-            params = inputs * out + (out if bias else 0)
             flops = 2 * inputs * out + (out if bias else 0) + _activation_flops(activation, out)
-            names = (f"{name}.weight", f"{name}.bias") if bias else (f"{name}.weight",)
-            return LayerSummary(name, "linear", (out,), params, flops, names)
+            weights = _weights(name, (out, inputs), bias)
+            return LayerSummary(name, "linear", (out,), flops, weights)
         case Conv1dLayer() | Conv2dLayer():
             return _conv(layer, shape, name, path)
         case MaxPool2dLayer() | AvgPool2dLayer():
@@ -232,7 +258,7 @@ def _layer(layer: Layer, shape: Shape, name: str, path: str) -> LayerSummary:
             if len(shape) != 3:
                 raise _wrong_input(path, layer.type, "(channels, height, width)", shape)
             pooled = (shape[0], *pair(layer.output_size))
-            return LayerSummary(name, layer.type, pooled, 0, math.prod(shape), ())
+            return LayerSummary(name, layer.type, pooled, math.prod(shape))
         case BatchNorm1dLayer() | BatchNorm2dLayer() | LayerNormLayer():
             return _norm(layer, shape, name, path)
         case ResidualLayer():

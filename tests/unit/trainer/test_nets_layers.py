@@ -139,6 +139,8 @@ def assert_agree(layers: list[Layer], input_shape: list[int]) -> None:
     assert tuple(out.shape) == (BATCH, *summary.output_shape)
     assert [name for name, _ in net.named_parameters()] == list(summary.param_names)
     assert sum(p.numel() for p in net.parameters()) == summary.params
+    state = {name: tuple(tensor.shape) for name, tensor in net.state_dict().items()}
+    assert state == summary.tensors
     for module, layer in zip(net, summary.layers, strict=True):
         assert sum(p.numel() for p in module.parameters()) == layer.params
 
