@@ -274,6 +274,43 @@ class Training(Strict):
         return 0.0 if self.val_dataset is not None else self.val_fraction
 
 
+class Init(Strict):
+    """Start from a checkpoint's weights instead of a random initialisation."""
+
+    checkpoint: str = Field(max_length=64, pattern=ID_PATTERN, description="A checkpoint id.")
+    freeze: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description='Parameter name prefixes ("1." or "1.weight") that are not trained.',
+    )
+    strict: bool = Field(
+        True,
+        description="Every tensor must match by name and shape; false loads those that do "
+        "and initialises the rest (e.g. a new head for another class count).",
+    )
+    resume: bool = Field(
+        False,
+        description="Continue the checkpoint's job: restore optimizer, schedule, RNG, epoch "
+        "and step too (a job's own checkpoint, not uploaded weights).",
+    )
+
+    @model_validator(mode="after")
+    def _resume_is_strict(self) -> Self:
+        if self.resume and not self.strict:
+            raise ValueError("resume needs strict: the net must be the checkpoint's")
+        return self
+
+
+class CheckpointPolicy(Strict):
+    every_epochs: int = Field(1, ge=1, le=MAX_EPOCHS, description="Save every this many epochs.")
+    keep: Literal["last", "best", "last_and_best", "all"] = Field(
+        "last_and_best", description="Which epoch checkpoints stay; the final weights always do."
+    )
+    metric: Metric | None = Field(
+        None, description="What `best` means; default: the target's metric, else validation."
+    )
+
+
 class Distributed(Strict):
     strategy: Literal["none"] = "none"
 
@@ -302,7 +339,8 @@ class JobSpec(Strict):
     schedule: Schedule = ConstantSchedule(name="constant")
     training: Training
     distributed: Distributed = Distributed()
-    init: None = Field(None, description="Warm starts from checkpoints are not available yet.")
+    init: Init | None = None
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
     resources: Resources = Resources()
     priority: int = Field(0, ge=-100, le=100)
     tags: list[Tag] = Field(default_factory=list, max_length=32)

@@ -11,11 +11,14 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.ids import new_id
 from app.spec import JobSpec, SyntheticData
-from worker.trainer import data
+from worker.trainer import checkpoints, data
+from worker.trainer.loop import Trainer, WarmStart, pick_device
 
 
 class Events:
@@ -30,13 +33,39 @@ class Events:
         self._stream.flush()
 
 
+@dataclass(frozen=True)
+class DirectoryStore:
+    """Checkpoints of one job under `artifacts/checkpoint_dir/<id>/`."""
+
+    artifacts: Path
+    checkpoint_dir: str
+
+    def save(self, weights: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        checkpoint_id = new_id("ckpt")
+        record = checkpoints.write(
+            self.artifacts / self.checkpoint_dir, checkpoint_id, weights, state
+        )
+        return {"id": checkpoint_id, "path": f"{self.checkpoint_dir}/{checkpoint_id}", **record}
+
+
+def starting_point(payload: dict[str, Any]) -> tuple[WarmStart | None, dict[str, Any] | None]:
+    """The weights to start from (a warm start, or a resumed checkpoint) and, to resume,
+    the training state; both files' hashes are checked against the database's record."""
+    start = payload.get("start")
+    if start is None:
+        return None, None
+    directory = Path(payload["artifacts_dir"]) / start["path"]
+    weights = checkpoints.read_weights(directory, start["sha256"])
+    warm = WarmStart({n: weights[n] for n in start["load"]}, start["freeze"])
+    if start.get("state_sha256") is None:
+        return warm, None
+    return warm, checkpoints.read_state(directory, start["state_sha256"])
+
+
 def main(events_fd: int) -> int:
     emit = Events(os.fdopen(events_fd, "w", buffering=1))
     payload = json.loads(sys.stdin.read())
     try:
-        # torch is imported here, after the payload, so an import failure is reported too.
-        from worker.trainer.loop import Trainer, pick_device
-
         spec = JobSpec.model_validate(payload["spec"])
         device = pick_device(spec.resources.device)
         if isinstance(spec.dataset, SyntheticData):
@@ -58,6 +87,7 @@ def main(events_fd: int) -> int:
             "log",
             {"level": "info", "message": f"training on {device} with {len(splits.train)} samples"},
         )
+        warm_start, resume = starting_point(payload)
         trainer = Trainer(
             spec,
             splits,
@@ -65,7 +95,13 @@ def main(events_fd: int) -> int:
             emit,
             step_metric_interval_s=payload["step_metric_interval_s"],
             flops_per_sample=payload.get("flops_per_sample"),
+            warm_start=warm_start,
+            resume=resume,
+            checkpoints=DirectoryStore(Path(payload["artifacts_dir"]), payload["checkpoint_dir"]),
         )
+        if resume is not None:
+            message = f"resumed after epoch {resume['epoch']} (step {resume['step']})"
+            emit("log", {"level": "info", "message": message})
         result = trainer.run()
         emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})
     except Exception as error:

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +70,30 @@ class Clock:
     epoch_s: list[float] = field(default_factory=list)
     time_to_target_s: float | None = None
     train_samples: int = 0
+    checkpoint_s: float = 0.0
 
     def since_first_step(self) -> float:
         return time.perf_counter() - self.first_step_perf
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Weights to load before training (by their names in the bare net), and the
+    parameter-name prefixes to freeze."""
+
+    weights: dict[str, Tensor]
+    freeze: list[str]
+
+    def apply(self, net: nn.Module) -> None:
+        _, unexpected = net.load_state_dict(self.weights, strict=False)
+        assert not unexpected, unexpected  # the API planned exactly the tensors that fit
+        for name, param in net.named_parameters():
+            if any(name.startswith(prefix) for prefix in self.freeze):
+                param.requires_grad_(False)
+
+
+class CheckpointStore(Protocol):
+    def save(self, weights: dict[str, Tensor], state: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class Trainer:
@@ -85,6 +106,9 @@ class Trainer:
         *,
         step_metric_interval_s: float = 1.0,
         flops_per_sample: int | None = None,
+        warm_start: WarmStart | None = None,
+        resume: dict[str, Any] | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.spec = spec
         self.splits = splits
@@ -99,6 +123,9 @@ class Trainer:
         input_shape = tuple(splits.train.x.shape[1:])
         assert spec.model.layers is not None  # the API stores presets expanded
         self.net: nn.Module = build_net(spec.model.layers, input_shape).to(device)
+        if warm_start is not None:
+            warm_start.apply(self.net)
+        self.checkpoints = checkpoints
         self.forward: Callable[[Tensor], Tensor] = (
             torch.compile(self.net) if training.compile else self.net
         )
@@ -108,7 +135,9 @@ class Trainer:
         )
         self.steps_per_epoch = math.ceil(n_train / self.batch_size)
         self.total_steps = self.steps_per_epoch * training.epochs
-        self.optimizer = build_optimizer(spec.optimizer, self.net.parameters())
+        # Frozen parameters take no optimizer state, so they stay exactly as loaded.
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(spec.optimizer, trainable)
         self.schedule = LrSchedule(
             spec.schedule,
             self.optimizer,
@@ -123,6 +152,46 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(training.seed)
         self.clock = Clock()
         self.step = 0
+        self.start_epoch = 1
+        self.history: list[dict[str, float]] = []
+        if resume is not None:
+            self.restore(resume)
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        """Everything besides the weights that a resume needs to continue exactly here."""
+        return {
+            "epoch": epoch,
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": self.generator.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "history": self.history,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue after `state`'s epoch: the weights are already loaded (a strict warm
+        start); this restores the optimizer, the schedule, the RNG and the counters."""
+        self.step, self.start_epoch = state["step"], state["epoch"] + 1
+        self.history = list(state["history"])
+        self.schedule.restore(state["schedule"], steps=self.step, epochs=state["epoch"])
+        self.schedule.keep_lr_across(lambda: self.optimizer.load_state_dict(state["optimizer"]))
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["shuffle_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def save_checkpoint(self, kind: str, epoch: int, metrics: dict[str, float]) -> None:
+        if self.checkpoints is None:
+            return
+        started = time.perf_counter()
+        record = self.checkpoints.save(self.net.state_dict(), self.state(epoch))
+        self.clock.checkpoint_s += time.perf_counter() - started
+        self.emit(
+            "checkpoint",
+            {**record, "kind": kind, "epoch": epoch, "step": self.step, "metrics": metrics},
+        )
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -132,9 +201,12 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train for the spec's epochs or until its target; the result and timings."""
         target = self.spec.training.target
-        history: list[dict[str, float]] = []
+        history = self.history
+        policy = self.spec.checkpoint
         stopped = "completed"
-        for epoch in range(1, self.spec.training.epochs + 1):
+        metrics: dict[str, float] = history[-1] if history else {}
+        epoch = self.start_epoch - 1
+        for epoch in range(self.start_epoch, self.spec.training.epochs + 1):
             started = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             train_s = time.perf_counter() - started
@@ -163,6 +235,10 @@ class Trainer:
                 stopped = "target_reached"
                 break
             self.schedule.after_epoch(metrics)
+            if epoch % policy.every_epochs == 0:
+                self.save_checkpoint("epoch", epoch, metrics)
+        if history:
+            self.save_checkpoint("final", epoch, metrics)
         return self.result(history, stopped)
 
     def train_epoch(self, epoch: int) -> float:
@@ -267,7 +343,7 @@ class Trainer:
             "startup_s": (clock.first_step_at or time.time()) - claimed_at,
             "train_s": clock.train_s,
             "eval_s": clock.eval_s,
-            "checkpoint_s": 0.0,  # nothing is checkpointed yet
+            "checkpoint_s": clock.checkpoint_s,
             "samples_per_s": clock.train_samples / clock.train_s if clock.train_s else None,
             "epoch_s": clock.epoch_s,
             "time_to_target_s": clock.time_to_target_s,

@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedules from the spec, with torch's own implementations."""
 
-from collections.abc import Iterable
-from typing import Literal
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -67,6 +68,7 @@ class LrSchedule:
     ) -> None:
         self.spec = spec
         self.optimizer = optimizer
+        self.total_steps = steps_per_epoch * epochs
         self._per_step: lr_scheduler.LRScheduler | None = None
         self._per_epoch: lr_scheduler.LRScheduler | None = None
         self._plateau: lr_scheduler.ReduceLROnPlateau | None = None
@@ -100,6 +102,38 @@ class LrSchedule:
                     # silently ignore the schedule for small learning rates.
                     eps=0.0,
                 )
+
+    def state_dict(self) -> dict[str, Any]:
+        # Only plateau's state depends on the metrics seen; every other schedule is a
+        # function of the step and epoch, recomputed by `restore`.
+        return {"plateau": self._plateau.state_dict() if self._plateau is not None else None}
+
+    def restore(self, state: dict[str, Any], *, steps: int, epochs: int) -> None:
+        """Move the schedule to `steps` and `epochs`, as if it had run them."""
+        with warnings.catch_warnings():
+            # Stepping a schedule without optimizer steps warns; here it is the point.
+            warnings.simplefilter("ignore", UserWarning)
+            if self._per_step is not None:
+                for step in range(1, steps + 1):
+                    self.after_step(step, self.total_steps)
+            if self._per_epoch is not None:
+                for _ in range(epochs):
+                    self._per_epoch.step()
+        if self._plateau is not None and state.get("plateau"):
+            self._plateau.load_state_dict(state["plateau"])
+
+    def keep_lr_across(self, load: Callable[[], None]) -> None:
+        """Run `load` (the optimizer's state) but keep the lr the schedule has set, except
+        under plateau, whose lr is whatever the loaded run reduced it to."""
+        if self._plateau is not None:
+            load()
+            return
+        groups = [(g["lr"], g.get("initial_lr")) for g in self.optimizer.param_groups]
+        load()
+        for group, (lr, initial) in zip(self.optimizer.param_groups, groups, strict=True):
+            group["lr"] = lr
+            if initial is not None:
+                group["initial_lr"] = initial
 
     @property
     def lr(self) -> float:

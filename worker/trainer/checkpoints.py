@@ -1,0 +1,104 @@
+"""Checkpoint files: weights as safetensors, training state for resume, written atomically.
+
+Weights are always safetensors (what users download and upload). The training state
+(optimizer, schedule, RNG, epoch, step, metric history) is only ever written and read by
+the service itself; it is still read with `weights_only=True`, and both files' sha256,
+recorded in the database, are checked before they are loaded.
+"""
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from app.spec.compat import canonical
+
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+SAFETENSORS_DTYPES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+HASH_CHUNK = 1 << 20
+
+
+class CheckpointCorrupt(Exception):
+    """A checkpoint file does not hash to what the database recorded."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(
+    directory: Path, checkpoint_id: str, weights: Mapping[str, Tensor], state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Write `directory/checkpoint_id/` atomically: into a staging directory, fsynced, then
+    renamed, so a crash never leaves a checkpoint that looks whole but is not."""
+    final = directory / checkpoint_id
+    staging = directory / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        tensors = {name: t.detach().contiguous().cpu() for name, t in weights.items()}
+        save_file(tensors, staging / WEIGHTS)
+        _fsync(staging / WEIGHTS)
+        if state is not None:
+            torch.save(state, staging / STATE)
+            _fsync(staging / STATE)
+        os.rename(staging, final)
+        _fsync(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {
+        "tensors": {
+            name: {"dtype": SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape)}
+            for name, t in tensors.items()
+        },
+        "bytes": (final / WEIGHTS).stat().st_size,
+        "sha256": sha256(final / WEIGHTS),
+        "state_sha256": sha256(final / STATE) if state is not None else None,
+    }
+
+
+def read_weights(directory: Path, expected_sha256: str) -> dict[str, Tensor]:
+    """The weights by their names in the bare net, after checking the file's hash."""
+    path = directory / WEIGHTS
+    if sha256(path) != expected_sha256:
+        raise CheckpointCorrupt(f"{path} does not match its recorded sha256")
+    return {canonical(name): tensor for name, tensor in load_file(path).items()}
+
+
+def read_state(directory: Path, expected_sha256: str) -> dict[str, Any]:
+    path = directory / STATE
+    if sha256(path) != expected_sha256:
+        raise CheckpointCorrupt(f"{path} does not match its recorded sha256")
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return state
