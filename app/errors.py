@@ -44,6 +44,13 @@ class DatasetNotFound(NotFound):
         super().__init__(f"dataset {dataset_id!r} does not exist")
 
 
+class CheckpointNotFound(NotFound):
+    code = "checkpoint_not_found"
+
+    def __init__(self, checkpoint_id: str) -> None:
+        super().__init__(f"checkpoint {checkpoint_id!r} does not exist")
+
+
 class InvalidTransition(AppError):
     status_code = 409
     code = "invalid_transition"

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.broker import Dispatcher
+from app.checkpoints.router import router as checkpoints_router
 from app.config import Settings, get_settings
 from app.datasets.router import router as datasets_router
 from app.db import make_engine, make_session_factory
@@ -174,7 +175,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RejectNul)
-    for router in (jobs_router, datasets_router, models_router, workers_router):
+    for router in (
+        jobs_router,
+        datasets_router,
+        checkpoints_router,
+        models_router,
+        workers_router,
+    ):
         app.include_router(router)
 
     registry = CollectorRegistry()

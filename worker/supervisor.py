@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.errors import CheckpointNotFound
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
 from app.events.service import FenceLost
@@ -41,7 +42,7 @@ MAX_REASON = 500
 
 
 class DatasetGone(Exception):
-    """A dataset the job names no longer exists: the job's own failure."""
+    """A dataset or checkpoint the job names no longer exists: the job's own failure."""
 
 
 @dataclass
@@ -93,7 +94,15 @@ class Supervisor:
         return str(self.storage.path(dataset.path))
 
     def payload(self, claim: jobs.Claim) -> dict[str, Any]:
+        try:
+            with self.sessions() as session:
+                start = jobs.start_point(session=session, claim=claim)
+        except CheckpointNotFound as error:
+            raise DatasetGone(f"the job's warm start is gone: {error.message}") from error
         return {
+            "artifacts_dir": str(self.storage.root),
+            "checkpoint_dir": f"checkpoints/{claim.job_id}",
+            "start": start,
             "job_id": claim.job_id,
             "attempt": claim.attempt,
             "spec": claim.spec,
@@ -172,10 +181,13 @@ class Supervisor:
     def flush(self, claim: jobs.Claim, outcome: Outcome) -> None:
         try:
             with self.sessions() as session:
-                jobs.record(
+                pruned = jobs.record(
                     session=session, notifier=self.notifier, claim=claim, new=outcome.pending
                 )
             outcome.pending = []
+            # After the commit: a checkpoint's files go only once no row points at them.
+            for path in pruned:
+                self.storage.delete(path)
         except FenceLost:
             outcome.lost = True
         except OperationalError as error:

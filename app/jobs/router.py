@@ -2,14 +2,17 @@ import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import FileResponse
 
+from app.checkpoints import service as checkpoints
+from app.checkpoints.schemas import CheckpointPage
 from app.deps import ServicesDep, SessionDep, WsServicesDep
 from app.errors import AppError
 from app.events import service as events
 from app.events.notify import Wakeups
 from app.events.schemas import EventOut, EventPage, MetricPage, MetricRow
 from app.jobs import service
-from app.jobs.schemas import JobOut, JobPage
+from app.jobs.schemas import JobOut, JobPage, ResumeRequest
 from app.spec import JobSpec
 from app.spec.schemas import SEED_JOB_EXAMPLE
 
@@ -65,6 +68,46 @@ def cancel_job(job_id: str, session: SessionDep, services: ServicesDep) -> JobOu
     """Cancel a queued or running job (409 when it has already finished)."""
     job = service.cancel(session=session, notifier=services.notifier, job_id=job_id)
     return JobOut.model_validate(job)
+
+
+@router.post("/{job_id}/resume", status_code=status.HTTP_201_CREATED, response_model=JobOut)
+def resume_job(
+    job_id: str, request: ResumeRequest, session: SessionDep, services: ServicesDep
+) -> JobOut:
+    """A new job continuing a finished one from its newest checkpoint, for more epochs."""
+    job = service.resume(
+        session=session,
+        dispatcher=services.dispatcher,
+        notifier=services.notifier,
+        job_id=job_id,
+        epochs=request.epochs,
+    )
+    return JobOut.model_validate(job)
+
+
+@router.get("/{job_id}/checkpoints", response_model=CheckpointPage)
+def list_job_checkpoints(job_id: str, session: SessionDep) -> CheckpointPage:
+    """A job's checkpoints, oldest first: epochs its policy keeps, and its final weights."""
+    rows = service.checkpoints_of(session=session, job_id=job_id)
+    return CheckpointPage(items=[checkpoints.describe(row) for row in rows], next_cursor=None)
+
+
+@router.get(
+    "/{job_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_model(job_id: str, session: SessionDep, services: ServicesDep) -> FileResponse:
+    """A finished job's final weights, as a safetensors file."""
+    final = service.final_weights(session=session, job_id=job_id)
+    weights = checkpoints.weights_file(services.storage, final)
+    return FileResponse(
+        weights.path,
+        media_type="application/octet-stream",
+        filename=f"{job_id}.safetensors",
+        stat_result=weights.stat,
+        headers={"ETag": f'"{final.sha256}"', "X-Checksum-Sha256": final.sha256},
+    )
 
 
 @router.get("/{job_id}/events", response_model=EventPage)

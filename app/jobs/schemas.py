@@ -3,6 +3,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.spec.schemas import MAX_EPOCHS
+
 
 class Timings(BaseModel):
     """Where a job's time went, in seconds. Only finished jobs have every field."""
@@ -49,6 +51,15 @@ class JobOut(BaseModel):
         description='Finished jobs: {"final": {...}, "best": {...}, "epochs": n, "steps": n}.'
     )
     timings: Timings | None
+    warm_start: dict[str, Any] | None = Field(
+        description="What the warm start loaded, skipped, initialised afresh and froze."
+    )
+
+
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(ge=1, le=MAX_EPOCHS, description="Epochs to train beyond the checkpoint.")
 
 
 class JobPage(BaseModel):

@@ -13,21 +13,33 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.broker import Dispatcher
+from app.checkpoints import service as checkpoints
 from app.datasets import service as datasets
-from app.errors import InvalidTransition, JobNotFound, SpecInvalid
+from app.errors import InvalidTransition, JobNotFound, NotFound, SpecInvalid
 from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
 from app.ids import new_id
 from app.jobs import repository
-from app.orm import Event, Job
+from app.orm import Checkpoint, Event, Job
 from app.orm.base import utcnow
-from app.spec import JobSpec, NetSummary, SyntheticData, presets, summarize
-from app.spec.schemas import CLASSIFICATION_ONLY, REGRESSION_ONLY, PlateauSchedule
+from app.spec import JobSpec, NetSummary, SyntheticData, compat, presets, summarize
+from app.spec.schemas import (
+    CLASSIFICATION_ONLY,
+    REGRESSION_ONLY,
+    CheckpointPolicy,
+    PlateauSchedule,
+)
 
 logger = logging.getLogger(__name__)
 
 TERMINAL = events.TERMINAL_STATUSES
+
+
+class NoFinalWeights(NotFound):
+    code = "no_final_weights"
+
+
 STATUSES = ("queued", "running", *sorted(TERMINAL))
 METRICS_MAX = 100_000
 
@@ -72,6 +84,7 @@ class Plan:
     spec: JobSpec  # with its preset expanded into layers
     data: DataShape
     net: NetSummary
+    warm_start: dict[str, Any] | None
 
 
 def plan(session: Session, spec: JobSpec) -> Plan:
@@ -100,7 +113,28 @@ def plan(session: Session, spec: JobSpec) -> Plan:
     assert model.layers is not None
     outputs_are = "classes" if data.task == "classification" else "regression targets"
     net = summarize(model.layers, data.input_shape, data.outputs, outputs_are=outputs_are)
-    return Plan(spec.model_copy(update={"model": model}), data, net)
+    warm_start = _plan_warm_start(session, spec, net) if spec.init is not None else None
+    return Plan(spec.model_copy(update={"model": model}), data, net, warm_start)
+
+
+def _plan_warm_start(session: Session, spec: JobSpec, net: NetSummary) -> dict[str, Any]:
+    """Which of the checkpoint's tensors load into the net, from its recorded header."""
+    assert spec.init is not None
+    checkpoint = checkpoints.get(session=session, checkpoint_id=spec.init.checkpoint)
+    if spec.init.resume:
+        source = repository.get(session, checkpoint.job_id) if checkpoint.job_id else None
+        if checkpoint.state_sha256 is None or source is None:
+            raise SpecInvalid.at(
+                "init.resume",
+                f"checkpoint {checkpoint.id} holds weights only, no training state to resume",
+            )
+        if source.spec["optimizer"]["name"] != spec.optimizer.name:
+            raise SpecInvalid.at(
+                "init.resume",
+                f"the checkpoint's job trained with {source.spec['optimizer']['name']}; "
+                f"its optimizer state cannot continue as {spec.optimizer.name}",
+            )
+    return compat.plan_warm_start(net, checkpoint.id, checkpoint.tensors, spec.init)
 
 
 def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec: JobSpec) -> Job:
@@ -118,6 +152,7 @@ def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec
         device=spec.resources.device,
         params=net.params,
         flops_per_sample=net.flops,
+        warm_start=planned.warm_start,
         created_at=now,
         dispatched_at=now,
     )
@@ -267,11 +302,79 @@ def renew(*, session: Session, claim: Claim, lease_ttl_s: float) -> bool:
     return renewed.cancel_requested
 
 
-def record(*, session: Session, notifier: Notifier, claim: Claim, new: list[NewEvent]) -> None:
-    """Append a batch of the trainer's events under the claim's fence."""
+def record(*, session: Session, notifier: Notifier, claim: Claim, new: list[NewEvent]) -> list[str]:
+    """Append a batch of the trainer's events under the claim's fence, and record the
+    checkpoints among them; the paths of checkpoints the job's policy no longer keeps."""
     events.append(session, claim.job_id, new, fence=claim.fence)
+    saved = [e.data for e in new if e.type == "checkpoint"]
+    pruned: list[str] = []
+    if saved:
+        policy = CheckpointPolicy.model_validate(claim.spec.get("checkpoint", {}))
+        target = claim.spec["training"].get("target")
+        for data in saved:
+            checkpoints.record_saved(session, job_id=claim.job_id, saved=data)
+        pruned = checkpoints.prune(session, job_id=claim.job_id, policy=policy, target=target)
     session.commit()
     notifier.publish(claim.job_id)
+    return pruned
+
+
+def start_point(*, session: Session, claim: Claim) -> dict[str, Any] | None:
+    """Where the trainer starts: the job's own newest checkpoint when it ran before (it
+    lost its worker), else its warm start, else nothing (random initialisation)."""
+    job = get(session=session, job_id=claim.job_id)
+    freeze = (job.spec.get("init") or {}).get("freeze", [])
+    own = checkpoints.newest_of_job(session, claim.job_id)
+    if own is not None and own.state_sha256 is not None:
+        return checkpoints.start(own, load=list(own.tensors), freeze=freeze, resume=True)
+    if job.warm_start is None:
+        return None
+    source = checkpoints.get(session=session, checkpoint_id=job.warm_start["checkpoint"])
+    return checkpoints.start(
+        source, load=job.warm_start["loaded"], freeze=freeze, resume=job.warm_start["resume"]
+    )
+
+
+def checkpoints_of(*, session: Session, job_id: str) -> list[Checkpoint]:
+    """A job's checkpoints, oldest first."""
+    get(session=session, job_id=job_id)
+    return checkpoints.list_for_job(session, job_id)
+
+
+def final_weights(*, session: Session, job_id: str) -> Checkpoint:
+    """The checkpoint holding a finished job's final weights."""
+    job = get(session=session, job_id=job_id)
+    final = checkpoints.final_of_job(session, job_id)
+    if final is None:
+        raise NoFinalWeights(f"job {job_id} is {job.status} and has no final weights")
+    return final
+
+
+def resume(
+    *, session: Session, dispatcher: Dispatcher, notifier: Notifier, job_id: str, epochs: int
+) -> Job:
+    """A new job continuing a finished job from its newest checkpoint for `epochs` more."""
+    job = get(session=session, job_id=job_id)
+    if job.status not in TERMINAL:
+        raise InvalidTransition(f"job {job_id} is {job.status}; only a finished job can be resumed")
+    newest = checkpoints.newest_of_job(session, job_id)
+    if newest is None or newest.epoch is None:
+        raise InvalidTransition(f"job {job_id} saved no checkpoint to resume from")
+    spec = dict(job.spec)
+    spec["training"] = {**spec["training"], "epochs": newest.epoch + epochs}
+    spec["init"] = {
+        "checkpoint": newest.id,
+        "freeze": (job.spec.get("init") or {}).get("freeze", []),
+        "strict": True,
+        "resume": True,
+    }
+    spec["tags"] = list(dict.fromkeys([*spec.get("tags", []), f"resumes:{job_id}"]))[:32]
+    return submit(
+        session=session,
+        dispatcher=dispatcher,
+        notifier=notifier,
+        spec=JobSpec.model_validate(spec),
+    )
 
 
 def finish(

@@ -1,0 +1,75 @@
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi.responses import FileResponse
+
+from app.checkpoints import service
+from app.checkpoints.schemas import CheckpointOut, CheckpointPage
+from app.deps import ServicesDep, SessionDep
+from app.spec.schemas import NAME_PATTERN
+
+router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
+
+SAFETENSORS_MEDIA_TYPE = "application/octet-stream"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CheckpointOut)
+def upload_checkpoint(
+    session: SessionDep,
+    services: ServicesDep,
+    file: Annotated[
+        UploadFile, File(description="Weights as safetensors (safetensors.torch.save_file).")
+    ],
+    name: Annotated[str, Form(min_length=1, max_length=200, pattern=NAME_PATTERN)] = "weights",
+) -> CheckpointOut:
+    """Upload weights (a safetensors file) to warm-start jobs from."""
+    checkpoint = service.upload(
+        session=session,
+        storage=services.storage,
+        stream=file.file,
+        size=file.size,
+        name=name,
+        max_bytes=services.settings.max_upload_bytes,
+    )
+    return service.describe(checkpoint)
+
+
+@router.get("", response_model=CheckpointPage)
+def list_checkpoints(
+    session: SessionDep,
+    services: ServicesDep,
+    job_id: Annotated[str | None, Query(max_length=64, description="Only this job's.")] = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> CheckpointPage:
+    """List checkpoints, uploaded and saved by jobs, newest first; follow `next_cursor`."""
+    limit = min(limit, services.settings.page_size_max)
+    rows = service.page(session=session, job_id=job_id, cursor=cursor, limit=limit)
+    next_cursor = rows[-1].id if len(rows) == limit else None
+    return CheckpointPage(items=[service.describe(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{checkpoint_id}", response_model=CheckpointOut)
+def get_checkpoint(checkpoint_id: str, session: SessionDep) -> CheckpointOut:
+    """One checkpoint: its job, epoch, metrics, tensors, parameter count, size and sha256."""
+    return service.describe(service.get(session=session, checkpoint_id=checkpoint_id))
+
+
+@router.get(
+    "/{checkpoint_id}/download",
+    response_class=FileResponse,
+    responses={200: {"content": {SAFETENSORS_MEDIA_TYPE: {}}}},
+)
+def download_checkpoint(
+    checkpoint_id: str, session: SessionDep, services: ServicesDep
+) -> FileResponse:
+    """The checkpoint's weights, as a safetensors file."""
+    checkpoint = service.get(session=session, checkpoint_id=checkpoint_id)
+    weights = service.weights_file(services.storage, checkpoint)
+    return FileResponse(
+        weights.path,
+        media_type=SAFETENSORS_MEDIA_TYPE,
+        filename=f"{checkpoint.id}.safetensors",
+        stat_result=weights.stat,
+        headers={"ETag": f'"{checkpoint.sha256}"', "X-Checksum-Sha256": checkpoint.sha256},
+    )
