@@ -132,35 +132,64 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class Workers:
+    """Real `python -m worker` processes on the test's database and broker."""
+
+    def __init__(self, settings: Settings, client: TestClient) -> None:
+        self.settings, self.client = settings, client
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, settings: Settings | None = None) -> subprocess.Popen[bytes]:
+        """Start one and wait until it is ready (its first heartbeat is in the database)."""
+        settings = settings or self.settings
+        index = len(self.processes)
+        log_path = settings.data_dir / f"worker-{index}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "worker", "--loglevel=INFO"],
+                cwd=ROOT,
+                env=settings_env(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        # The first heartbeat comes from the housekeeping thread, which starts only once
+        # Celery says the worker is ready to consume.
+        while self.alive() <= sum(1 for p in self.processes[:-1] if p.poll() is None):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = log_path.read_text(errors="replace")[-4000:]
+                pytest.fail(f"the worker did not start:\n{output}")
+            time.sleep(0.1)
+        return process
+
+    def alive(self) -> int:
+        return sum(1 for w in self.client.get("/v1/workers").json()["items"] if w["alive"])
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture
-def worker(settings: Settings, client: TestClient) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `python -m worker` process on the test's database and broker, once it is ready."""
-    log = (settings.data_dir / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "worker", "--loglevel=INFO"],
-        cwd=ROOT,
-        env=settings_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-    # The worker's first heartbeat comes from its housekeeping thread, which starts
-    # only once Celery says the worker is ready to consume.
-    while not [w for w in client.get("/v1/workers").json()["items"] if w["alive"]]:
-        if process.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            output = (settings.data_dir / "worker.log").read_text(errors="replace")[-4000:]
-            process.kill()
-            pytest.fail(f"the worker did not start:\n{output}")
-        time.sleep(0.1)
-    yield process
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+def workers(settings: Settings, client: TestClient) -> Iterator[Workers]:
+    fleet = Workers(settings, client)
+    yield fleet
+    fleet.stop_all()
+
+
+@pytest.fixture
+def worker(workers: Workers) -> subprocess.Popen[bytes]:
+    """One ready worker."""
+    return workers.start()
 
 
 def free_port() -> int:

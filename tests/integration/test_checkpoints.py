@@ -1,0 +1,210 @@
+"""Checkpoints with a real worker: warm starts that freeze, resume after a killed worker,
+resume of a finished job for more epochs, and final weights to download."""
+
+import io
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from safetensors.numpy import load as load_safetensors
+
+from app.config import Settings
+from tests.conftest import Workers
+from tests.streams import read_stream, statuses
+
+pytestmark = pytest.mark.usefixtures("backend")
+# Long enough to train a few epochs before the kill, short enough to reap quickly.
+SHORT_LEASE_S = 2.0
+
+
+def mlp_job(epochs: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "ckpt",
+        "dataset": {"name": "synthetic", "samples": 1024, "classes": 4, "input_shape": [16]},
+        "model": {
+            "layers": [
+                {"type": "linear", "out_features": 32, "activation": "relu"},
+                {"type": "batchnorm1d"},
+                {"type": "linear", "out_features": 4},
+            ]
+        },
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "training": {"epochs": epochs, "batch_size": 32},
+        **extra,
+    }
+
+
+def run(client: TestClient, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    response = client.post("/v1/jobs", json=spec)
+    assert response.status_code == 201, response.text
+    events, code = read_stream(client, response.json()["id"])
+    assert code == 1000
+    job = client.get(f"/v1/jobs/{response.json()['id']}").json()
+    assert job["status"] == "succeeded", job["reason"]
+    return job, events
+
+
+def epoch_metrics(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == "metric" and e["data"]["scope"] == "epoch"]
+
+
+def model(client: TestClient, job_id: str) -> dict[str, np.ndarray]:
+    response = client.get(f"/v1/jobs/{job_id}/model")
+    assert response.status_code == 200
+    return load_safetensors(response.content)
+
+
+def test_warm_start_with_a_frozen_layer_starts_at_the_first_jobs_level(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    first, first_events = run(client, mlp_job(4))
+    final = [
+        c
+        for c in client.get(f"/v1/jobs/{first['id']}/checkpoints").json()["items"]
+        if c["kind"] == "final"
+    ]
+    assert len(final) == 1
+    init = {"checkpoint": final[0]["id"], "freeze": ["0."]}
+
+    second, second_events = run(client, mlp_job(2, init=init))
+
+    assert second["warm_start"]["frozen"] == ["0.weight", "0.bias"]
+    assert second["warm_start"]["initialized"] == []
+    reached = epoch_metrics(first_events)[-1]["val_accuracy"]
+    assert epoch_metrics(second_events)[0]["val_accuracy"] >= reached - 0.05
+    before, after = model(client, first["id"]), model(client, second["id"])
+    assert before["0.weight"].tobytes() == after["0.weight"].tobytes()
+    assert before["0.bias"].tobytes() == after["0.bias"].tobytes()
+    assert not np.array_equal(before["2.weight"], after["2.weight"])
+
+
+def test_fine_tuning_to_other_classes_reinitialises_the_head(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    first, _ = run(client, mlp_job(1))
+    spec = mlp_job(1, init={"checkpoint": first_checkpoint(client, first["id"]), "strict": False})
+    spec["dataset"]["classes"] = 3
+    spec["model"]["layers"][-1]["out_features"] = 3
+
+    second, _ = run(client, spec)
+
+    assert second["warm_start"]["initialized"] == ["2.weight", "2.bias"]
+    assert second["warm_start"]["skipped"] == ["2.bias", "2.weight"]
+    assert "0.weight" in second["warm_start"]["loaded"]
+
+
+def first_checkpoint(client: TestClient, job_id: str) -> str:
+    items = client.get(f"/v1/jobs/{job_id}/checkpoints").json()["items"]
+    return str(items[-1]["id"])
+
+
+def test_strict_warm_start_that_does_not_fit_is_422_naming_the_tensors(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    first, _ = run(client, mlp_job(1))
+    spec = mlp_job(1, init={"checkpoint": first_checkpoint(client, first["id"])})
+    spec["model"]["layers"][0]["out_features"] = 64
+
+    response = client.post("/v1/jobs", json=spec)
+
+    assert response.status_code == 422
+    messages = " ".join(d["message"] for d in response.json()["error"]["details"])
+    assert "0.weight" in messages and "[32, 16]" in messages
+    bad_freeze = mlp_job(
+        1, init={"checkpoint": first_checkpoint(client, first["id"]), "freeze": ["9."]}
+    )
+    fields = [
+        d["field"] for d in client.post("/v1/jobs", json=bad_freeze).json()["error"]["details"]
+    ]
+    assert fields == ["init.freeze[0]"]
+    unknown = client.post("/v1/jobs", json=mlp_job(1, init={"checkpoint": "ckpt_nope"}))
+    assert unknown.status_code == 404
+
+
+def test_resume_continues_a_finished_job_for_more_epochs(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    first, _ = run(client, mlp_job(2))
+
+    response = client.post(f"/v1/jobs/{first['id']}/resume", json={"epochs": 2})
+
+    assert response.status_code == 201, response.text
+    events, _ = read_stream(client, response.json()["id"])
+    second = client.get(f"/v1/jobs/{response.json()['id']}").json()
+    assert second["status"] == "succeeded"
+    assert [m["epoch"] for m in epoch_metrics(events)] == [3, 4]
+    assert second["result"]["steps"] == 2 * first["result"]["steps"]
+    assert second["result"]["epochs"] == 4
+    assert client.post(f"/v1/jobs/{second['id']}/resume", json={"epochs": 0}).status_code == 422
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of `pid`, from /proc (the trainer runs in its own session)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, p in parents.items() if p == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def test_a_job_whose_worker_is_killed_resumes_from_its_checkpoint_elsewhere(
+    settings: Settings, client: TestClient, workers: Workers
+) -> None:
+    short = settings.model_copy(update={"lease_ttl_s": SHORT_LEASE_S})
+    doomed = workers.start(short)
+    spec = mlp_job(12)
+    spec["dataset"]["samples"] = 4096
+    job = client.post("/v1/jobs", json=spec).json()
+    seen, _ = read_stream(client, job["id"], limit=6)
+    while len([e for e in seen if e["type"] == "checkpoint"]) < 2:
+        more, _ = read_stream(client, job["id"], after=seen[-1]["seq"], limit=1)
+        seen += more
+
+    for pid in [doomed.pid, *children(doomed.pid)]:
+        os.kill(pid, signal.SIGKILL)
+    doomed.wait()
+    workers.start(short)
+    events, code = read_stream(client, job["id"], after=seen[-1]["seq"])
+
+    assert code == 1000
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert (done["status"], done["attempt"]) == ("succeeded", 2)
+    assert statuses(seen + events).count("running") == 2
+    assert "worker_lost" in [e["data"]["reason"] for e in seen + events if e["type"] == "status"]
+    resumed = [
+        e["data"]["message"]
+        for e in events
+        if e["type"] == "log" and "resumed after epoch" in e["data"]["message"]
+    ]
+    assert len(resumed) == 1
+    after_epoch = int(resumed[0].split("epoch ")[1].split(" ")[0])
+    assert after_epoch >= 1
+    # The second attempt's curve picks up right after the checkpoint. (Epochs the first
+    # attempt finished after its last stored checkpoint are trained, and reported, again.)
+    second_attempt = events[
+        max(
+            i
+            for i, e in enumerate(events)
+            if e["type"] == "status" and e["data"]["status"] == "running"
+        ) :
+    ]
+    assert [m["epoch"] for m in epoch_metrics(second_attempt)] == list(range(after_epoch + 1, 13))
+    assert done["result"]["epochs"] == 12
+    uninterrupted_steps = 12 * -(-int(4096 * 0.8) // 32)
+    assert done["result"]["steps"] == uninterrupted_steps
+    assert io.BytesIO(client.get(f"/v1/jobs/{job['id']}/model").content).getbuffer().nbytes > 0
