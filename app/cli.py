@@ -26,6 +26,8 @@ from app.config import Settings
 cli = typer.Typer(help="taas: training as a service.", no_args_is_help=True, add_completion=False)
 datasets_cli = typer.Typer(help="Upload and list datasets.", no_args_is_help=True)
 cli.add_typer(datasets_cli, name="datasets")
+checkpoints_cli = typer.Typer(help="Upload, describe and download weights.", no_args_is_help=True)
+cli.add_typer(checkpoints_cli, name="checkpoints")
 console = Console()
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -290,6 +292,73 @@ def datasets_list(url: Url = DEFAULT_URL) -> None:
     """List uploaded datasets."""
     with _client(url) as client:
         console.print_json(data=_check(client.get("/v1/datasets")))
+
+
+@cli.command()
+def resume(job_id: str, epochs: int, url: Url = DEFAULT_URL) -> None:
+    """Continue a finished job from its newest checkpoint for EPOCHS more; prints the new job."""
+    with _client(url) as client:
+        job = _check(client.post(f"/v1/jobs/{job_id}/resume", json={"epochs": epochs}))
+    console.print(f"submitted {job['id']} (resumes {job_id})")
+
+
+@cli.command()
+def model(
+    job_id: str,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write it.")] = Path(
+        "model.safetensors"
+    ),
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Download a finished job's final weights (safetensors)."""
+    _download(f"/v1/jobs/{job_id}/model", output, url)
+
+
+def _download(path: str, output: Path, url: str) -> None:
+    with _client(url) as client, client.stream("GET", path) as response:
+        if not response.is_success:
+            response.read()
+            _check(response)
+        with output.open("wb") as file:
+            for chunk in response.iter_bytes():
+                file.write(chunk)
+    console.print(f"wrote {output} (sha256 {response.headers.get('x-checksum-sha256')})")
+
+
+@checkpoints_cli.command("upload")
+def checkpoints_upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .safetensors file.")],
+    name: str = "weights",
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Upload your own weights (safetensors only); prints the checkpoint and its tensors."""
+    with _client(url) as client, file.open("rb") as weights:
+        checkpoint = _check(
+            client.post(
+                "/v1/checkpoints", data={"name": name}, files={"file": (file.name, weights)}
+            )
+        )
+    console.print_json(data=checkpoint)
+
+
+@checkpoints_cli.command("list")
+def checkpoints_list(
+    job: Annotated[str | None, typer.Option(help="Only this job's.")] = None, url: Url = DEFAULT_URL
+) -> None:
+    """List checkpoints, newest first."""
+    with _client(url) as client:
+        params = {"job_id": job} if job else {}
+        console.print_json(data=_check(client.get("/v1/checkpoints", params=params)))
+
+
+@checkpoints_cli.command("download")
+def checkpoints_download(
+    checkpoint_id: str,
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("checkpoint.safetensors"),
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Download a checkpoint's weights (safetensors)."""
+    _download(f"/v1/checkpoints/{checkpoint_id}/download", output, url)
 
 
 def main() -> None:
