@@ -30,7 +30,7 @@ from app.errors import UploadTooLarge
 from app.main import create_app
 from app.orm import Checkpoint
 from app.orm.base import utcnow
-from tests.streams import small_job
+from tests.client import error_of, small_job
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -81,15 +81,6 @@ def created(response: httpx2.Response) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     checkpoint: dict[str, Any] = response.json()
     return checkpoint
-
-
-def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    return error
 
 
 def services_of(client: TestClient) -> Services:

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.spec.schemas import SEED_JOB_EXAMPLE
+from tests.client import error_of
 from tests.conftest import MNIST
 
 MNIST_IMAGES = MNIST / "t10k-images-idx3-ubyte.gz"
@@ -65,15 +66,6 @@ def upload(
     if labels is not None:
         files["labels"] = ("labels-idx1-ubyte", labels, "application/octet-stream")
     return client.post("/v1/datasets", files=files, data={"format": "idx", "name": "ds", **form})
-
-
-def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    return error
 
 
 def stored_files(settings: Settings) -> list[Path]:

@@ -5,7 +5,7 @@ import re
 from fastapi.testclient import TestClient
 
 from app.spec.schemas import SEED_JOB_EXAMPLE
-from tests.streams import small_job
+from tests.client import small_job
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 

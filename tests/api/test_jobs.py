@@ -10,14 +10,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
 from app.spec.schemas import SEED_JOB_EXAMPLE
-from tests.streams import read_stream, small_job, statuses
+from tests.client import error_of, read_stream, small_job, statuses
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -37,18 +36,6 @@ def submit(client: TestClient, spec: Spec) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
     return job
-
-
-def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
-    """The `error` object of a response, after checking its status and its shape."""
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 def fields_of(error: dict[str, Any]) -> list[str]:

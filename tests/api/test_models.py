@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.spec.schemas import SEED_JOB_EXAMPLE
+from tests.client import error_of
 
 SEED_MODEL: dict[str, Any] = copy.deepcopy(SEED_JOB_EXAMPLE["model"])
 UBYTE = 0x08
@@ -38,15 +39,6 @@ def tiny_dataset(client: TestClient) -> dict[str, Any]:
 
 def summary(client: TestClient, **body: Any) -> httpx2.Response:
     return client.post("/v1/models/summary", json=body)
-
-
-def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    return error
 
 
 def test_summary_lists_every_layer_of_the_seed_mlp_when_given_mnist_shapes(

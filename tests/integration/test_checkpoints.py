@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from safetensors.numpy import load as load_safetensors
 
 from app.config import Settings
+from tests.client import read_stream, statuses
 from tests.conftest import Workers
-from tests.streams import read_stream, statuses
 
 pytestmark = pytest.mark.usefixtures("backend")
 # Long enough to train a few epochs before the kill, short enough to reap quickly.

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.broker import Dispatcher
 from app.config import Settings
-from tests.streams import read_stream, small_job, statuses
+from tests.client import read_stream, small_job, statuses
 
 pytestmark = pytest.mark.usefixtures("backend")
 

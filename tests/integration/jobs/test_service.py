@@ -20,7 +20,7 @@ from app.jobs import service as jobs
 from app.orm import Job
 from app.orm.base import utcnow
 from app.spec import JobSpec
-from tests.streams import small_job
+from tests.client import small_job
 
 pytestmark = pytest.mark.usefixtures("backend")
 NOTIFIER = NoNotifier()

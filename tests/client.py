@@ -1,7 +1,8 @@
-"""Reading a job's websocket stream to its end, as a client would."""
+"""What a client does in tests: read a job's stream to its end, read an error answer."""
 
 from typing import Any
 
+import httpx2
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -48,3 +49,13 @@ def read_stream(
 
 def statuses(events: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["status"] for e in events if e["type"] == "status"]
+
+
+def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
+    """The `error` object of a response, after checking its status and its shape."""
+    assert response.status_code == status_code, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    return error
