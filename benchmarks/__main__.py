@@ -1,15 +1,24 @@
-"""`make bench`: run the benchmarks, print a table, write benchmarks/results/<name>.json."""
+"""`make bench`: run the benchmarks, print a table, write benchmarks/results/<name>.json.
+
+`python -m benchmarks [NAME ...]` runs only those named.
+"""
 
 import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from benchmarks import dispatch
+from benchmarks import dispatch, engine
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "engine": engine.run,
+    "dispatch": dispatch.run,
+}
 
 
 def machine() -> dict[str, object]:
@@ -20,25 +29,40 @@ def machine() -> dict[str, object]:
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
 
 
-def main() -> None:
-    figures = dispatch.run()
-    record = {
-        "name": "dispatch",
-        "date": datetime.now(UTC).isoformat(),
-        "machine": machine(),
-        "figures": figures,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "dispatch.json").write_text(json.dumps(record, indent=2) + "\n")
-    print("| measure | value |\n| --- | --- |")
+def rows(prefix: str, figures: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
     for key, value in figures.items():
-        shown = f"{value * 1000:.2f} ms" if key.endswith("_s") else str(value)
-        print(f"| {key.removesuffix('_s')} | {shown} |")
+        if isinstance(value, dict):
+            out += rows(f"{prefix}{key}.", value)
+        elif key.endswith("_s") and isinstance(value, float):
+            out.append((f"{prefix}{key}", f"{value * 1000:.2f} ms"))
+        elif isinstance(value, float):
+            out.append((f"{prefix}{key}", f"{value:.3f}" if value < 100 else f"{value:,.0f}"))
+        else:
+            out.append((f"{prefix}{key}", str(value)))
+    return out
+
+
+def main(names: list[str]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    print("| benchmark | figure |\n| --- | --- |")
+    for name in names or list(BENCHMARKS):
+        figures = BENCHMARKS[name]()
+        record = {
+            "name": name,
+            "date": datetime.now(UTC).isoformat(),
+            "machine": machine(),
+            "figures": figures,
+        }
+        (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        for key, shown in rows(f"{name}.", figures):
+            print(f"| {key} | {shown} |")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,0 +1,73 @@
+"""The yardstick: a hand-written PyTorch training loop, as a careful engineer writes it.
+
+`python -m benchmarks.reference CONFIG_JSON` trains the same net on the same data with
+the same optimizer and batch size as the service's job, and prints its training
+throughput (samples/s, evaluation excluded) as JSON.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def net(kind: str, input_shape: list[int], classes: int) -> nn.Module:
+    if kind == "mlp":
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(int(np.prod(input_shape)), 10),
+            nn.ReLU(),
+            nn.Linear(10, 10),
+            nn.ReLU(),
+            nn.Linear(10, classes),
+        )
+    # The service's `cnn` preset, width 16, written out by hand.
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * (input_shape[1] // 4) * (input_shape[2] // 4), classes),
+    )
+
+
+def main(config: dict[str, object]) -> dict[str, float]:
+    torch.manual_seed(0)
+    data = np.load(str(config["data"]))
+    x = torch.from_numpy(data["x"]).float()
+    y = torch.from_numpy(data["y"]).long()
+    x = (x - x.mean(dim=0)) / torch.where(x.std(dim=0) > 0, x.std(dim=0), torch.ones(()))
+    model = net(str(config["net"]), list(x.shape[1:]), int(y.max()) + 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batch = int(config["batch_size"])  # type: ignore[call-overload]
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    train_s, samples = 0.0, 0
+    for _ in range(int(config["epochs"])):  # type: ignore[call-overload]
+        started = time.perf_counter()
+        order = torch.randperm(len(y), generator=generator)
+        loss_sum = torch.zeros(())
+        for i in range(0, len(y), batch):
+            index = order[i : i + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+        loss_sum.item()
+        train_s += time.perf_counter() - started
+        samples += len(y)
+    return {"samples_per_s": samples / train_s}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(json.loads(sys.argv[1]))))
