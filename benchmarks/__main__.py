@@ -39,7 +39,7 @@ def rows(prefix: str, figures: dict[str, Any]) -> list[tuple[str, str]]:
     for key, value in figures.items():
         if isinstance(value, dict):
             out += rows(f"{prefix}{key}.", value)
-        elif key.endswith("_s") and isinstance(value, float):
+        elif key.endswith("_s") and not key.endswith("_per_s") and isinstance(value, float):
             out.append((f"{prefix}{key}", f"{value * 1000:.2f} ms"))
         elif isinstance(value, float):
             out.append((f"{prefix}{key}", f"{value:.3f}" if value < 100 else f"{value:,.0f}"))

@@ -243,27 +243,30 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         self.net.train()
+        # One running sum on the device; a step metric reads it and remembers what it read,
+        # so a window's loss is a difference and the hot loop does a single add.
         loss_sum = torch.zeros((), device=self.device)
-        window_sum = torch.zeros((), device=self.device)
-        window_steps, window_samples = 0, 0
+        read_sum, read_steps, read_samples = 0.0, 0, 0
+        samples = 0
         window_started = time.perf_counter()
-        for x, y in batches(self.splits.train, self.batch_size, self.generator):
-            if self.clock.first_step_at is None:
-                self.clock.first_step_at = time.time()
-                self.clock.first_step_perf = time.perf_counter()
-            loss = self.train_step(x, y)
-            loss_sum += loss
-            window_sum += loss
-            window_steps += 1
-            window_samples += len(y)
+        if self.clock.first_step_at is None:
+            self.clock.first_step_at = time.time()
+            self.clock.first_step_perf = window_started
+        for steps, (x, y) in enumerate(
+            batches(self.splits.train, self.batch_size, self.generator), start=1
+        ):
+            loss_sum += self.train_step(x, y)
+            samples += len(y)
             # A host-side clock check per step; the device is read only when a metric is due.
             now = time.perf_counter()
             if now - window_started >= self.step_metric_interval_s:
+                total = float(loss_sum.item())
                 self.emit_step_metric(
-                    epoch, window_sum, window_steps, window_samples, now - window_started
+                    epoch,
+                    (total - read_sum) / (steps - read_steps),
+                    (samples - read_samples) / (now - window_started),
                 )
-                window_sum.zero_()
-                window_steps, window_samples, window_started = 0, 0, now
+                read_sum, read_steps, read_samples, window_started = total, steps, samples, now
         mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
@@ -272,17 +275,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             loss = self.loss_fn(self.forward(x), y)
-        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if self.scaler.is_enabled():
+            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:  # the common case, without the scaler's per-step bookkeeping
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
         self.step += 1
-        self.schedule.after_step(self.step, self.total_steps)
-        return loss.detach().float()
+        if self.schedule.per_step:
+            self.schedule.after_step(self.step, self.total_steps)
+        return loss.detach()
 
-    def emit_step_metric(
-        self, epoch: int, loss_sum: Tensor, steps: int, samples: int, seconds: float
-    ) -> None:
-        train_loss = finite({"train_loss": float(loss_sum.item()) / steps}, epoch)["train_loss"]
+    def emit_step_metric(self, epoch: int, loss: float, samples_per_s: float) -> None:
+        train_loss = finite({"train_loss": loss}, epoch)["train_loss"]
         self.emit(
             "metric",
             {
@@ -291,7 +297,7 @@ class Trainer:
                 "step": self.step,
                 "train_loss": train_loss,
                 "lr": self.schedule.lr,
-                "samples_per_s": samples / seconds,
+                "samples_per_s": samples_per_s,
             },
         )
 

@@ -136,6 +136,11 @@ class LrSchedule:
                 group["initial_lr"] = initial
 
     @property
+    def per_step(self) -> bool:
+        """Whether the lr moves every step (cosine, one-cycle) rather than per epoch."""
+        return self._per_step is not None
+
+    @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
