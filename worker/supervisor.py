@@ -97,12 +97,14 @@ class Supervisor:
         try:
             with self.sessions() as session:
                 start = jobs.start_point(session=session, claim=claim)
+                reported = jobs.reported_epoch(session=session, claim=claim)
         except CheckpointNotFound as error:
             raise DatasetGone(f"the job's warm start is gone: {error.message}") from error
         return {
             "artifacts_dir": str(self.storage.root),
             "checkpoint_dir": f"checkpoints/{claim.job_id}",
             "start": start,
+            "reported_epoch": reported,
             "job_id": claim.job_id,
             "attempt": claim.attempt,
             "spec": claim.spec,

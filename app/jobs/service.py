@@ -319,6 +319,19 @@ def record(*, session: Session, notifier: Notifier, claim: Claim, new: list[NewE
     return pruned
 
 
+def reported_epoch(*, session: Session, claim: Claim) -> int:
+    """The last epoch whose metrics the job's earlier attempts stored (0 on a first run).
+
+    A resumed attempt retrains the epochs after its checkpoint exactly as before (the RNG
+    is restored), so it reports only those beyond this one: every epoch appears once.
+    """
+    if claim.attempt == 1:
+        return 0
+    metrics = events.page(session, claim.job_id, after=0, limit=METRICS_MAX, types=("metric",))
+    epochs = [int(e.data["epoch"]) for e in metrics if e.data.get("scope") == "epoch"]
+    return max(epochs, default=0)
+
+
 def start_point(*, session: Session, claim: Claim) -> dict[str, Any] | None:
     """Where the trainer starts: the job's own newest checkpoint when it ran before (it
     lost its worker), else its warm start, else nothing (random initialisation)."""

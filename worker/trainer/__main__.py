@@ -95,6 +95,7 @@ def main(events_fd: int) -> int:
             emit,
             step_metric_interval_s=payload["step_metric_interval_s"],
             flops_per_sample=payload.get("flops_per_sample"),
+            reported_epoch=payload.get("reported_epoch", 0),
             warm_start=warm_start,
             resume=resume,
             checkpoints=DirectoryStore(Path(payload["artifacts_dir"]), payload["checkpoint_dir"]),

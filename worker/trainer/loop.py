@@ -109,6 +109,7 @@ class Trainer:
         warm_start: WarmStart | None = None,
         resume: dict[str, Any] | None = None,
         checkpoints: CheckpointStore | None = None,
+        reported_epoch: int = 0,
     ) -> None:
         self.spec = spec
         self.splits = splits
@@ -126,6 +127,8 @@ class Trainer:
         if warm_start is not None:
             warm_start.apply(self.net)
         self.checkpoints = checkpoints
+        # Epochs up to here were reported by an earlier attempt: retrain them silently.
+        self.reported_epoch = reported_epoch
         self.forward: Callable[[Tensor], Tensor] = (
             torch.compile(self.net) if training.compile else self.net
         )
@@ -215,18 +218,8 @@ class Trainer:
             epoch_s = time.perf_counter() - started
             self.clock.epoch_s.append(epoch_s)
             samples = len(self.splits.train)
-            self.emit(
-                "metric",
-                {
-                    "scope": "epoch",
-                    "epoch": epoch,
-                    "step": self.step,
-                    **metrics,
-                    "lr": self.schedule.lr,
-                    "samples_per_s": samples / train_s,
-                    "epoch_s": epoch_s,
-                },
-            )
+            if epoch > self.reported_epoch:
+                self.emit_epoch_metric(epoch, metrics, samples / train_s, epoch_s)
             history.append({"epoch": epoch, "step": self.step, **metrics})
             if target is not None and target.reached(metrics[target.metric]):
                 self.clock.time_to_target_s = self.clock.since_first_step()
@@ -259,7 +252,7 @@ class Trainer:
             samples += len(y)
             # A host-side clock check per step; the device is read only when a metric is due.
             now = time.perf_counter()
-            if now - window_started >= self.step_metric_interval_s:
+            if now - window_started >= self.step_metric_interval_s and epoch > self.reported_epoch:
                 total = float(loss_sum.item())
                 self.emit_step_metric(
                     epoch,
@@ -286,6 +279,22 @@ class Trainer:
         if self.schedule.per_step:
             self.schedule.after_step(self.step, self.total_steps)
         return loss.detach()
+
+    def emit_epoch_metric(
+        self, epoch: int, metrics: dict[str, float], samples_per_s: float, epoch_s: float
+    ) -> None:
+        self.emit(
+            "metric",
+            {
+                "scope": "epoch",
+                "epoch": epoch,
+                "step": self.step,
+                **metrics,
+                "lr": self.schedule.lr,
+                "samples_per_s": samples_per_s,
+                "epoch_s": epoch_s,
+            },
+        )
 
     def emit_step_metric(self, epoch: int, loss: float, samples_per_s: float) -> None:
         train_loss = finite({"train_loss": loss}, epoch)["train_loss"]
