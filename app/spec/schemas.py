@@ -241,10 +241,11 @@ class Training(Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     compile: bool = False
-    normalize: Literal["standard", "scale", "none"] = Field(
-        "standard",
+    normalize: Literal["auto", "standard", "scale", "none"] = Field(
+        "auto",
         description="standard: each feature to zero mean and unit variance over the training "
-        "data; scale: to [0, 1] (uint8 images / 255); none: as stored.",
+        "data; scale: to [0, 1] (uint8 images / 255); none: as stored; auto: scale for uint8 "
+        "images, standard for everything else.",
     )
     target: Target | None = None
 

@@ -82,6 +82,10 @@ def _tensors(x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[Tensor
 
 def _normalizer(train_x: Tensor, normalize: str) -> tuple[Tensor, Tensor] | None:
     """(shift, scale) from the training data only, so validation stays unseen."""
+    if normalize == "auto":
+        # Per-pixel standardisation blows up the noise of nearly constant pixels (an image's
+        # border): the seed's MLP reaches 0.92 on MNIST with /255 and mostly never without.
+        normalize = "scale" if train_x.dtype == torch.uint8 else "standard"
     if normalize == "standard":
         as_float = train_x.float()
         mean, std = as_float.mean(dim=0), as_float.std(dim=0)

@@ -244,3 +244,19 @@ def test_eval_batches_cover_split_in_order_with_smaller_last_batch() -> None:
 
     assert [len(y) for _, y in epoch] == [10, 10, 3]
     assert torch.equal(torch.cat([y for _, y in epoch]), torch.arange(23))
+
+
+def test_auto_normalisation_scales_uint8_images_and_standardises_the_rest() -> None:
+    images = np.arange(2 * 1 * 2 * 2 * 10, dtype=np.uint8).reshape(20, 1, 2, 2)
+    labels = np.arange(20) % 2
+
+    scaled = prepare(images, labels, val_fraction=0.0, seed=0, normalize="auto", device=CPU)
+    standard = prepare(
+        images.astype(np.float32), labels, val_fraction=0.0, seed=0, normalize="auto", device=CPU
+    )
+
+    # The split shuffles the samples; the values are what /255 makes of them.
+    np.testing.assert_allclose(
+        np.sort(scaled.train.x.numpy().ravel()), np.sort(images.ravel() / 255.0), rtol=1e-6
+    )
+    np.testing.assert_allclose(standard.train.x.mean(dim=0).numpy(), 0.0, atol=1e-5)
