@@ -98,6 +98,7 @@ class Supervisor:
             with self.sessions() as session:
                 start = jobs.start_point(session=session, claim=claim)
                 reported = jobs.reported_epoch(session=session, claim=claim)
+                warm_start = jobs.get(session=session, job_id=claim.job_id).warm_start
         except CheckpointNotFound as error:
             raise DatasetGone(f"the job's warm start is gone: {error.message}") from error
         return {
@@ -105,6 +106,7 @@ class Supervisor:
             "checkpoint_dir": f"checkpoints/{claim.job_id}",
             "start": start,
             "reported_epoch": reported,
+            "warm_start": warm_start,
             "job_id": claim.job_id,
             "attempt": claim.attempt,
             "spec": claim.spec,

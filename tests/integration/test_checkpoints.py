@@ -91,9 +91,11 @@ def test_fine_tuning_to_other_classes_reinitialises_the_head(
     spec["dataset"]["classes"] = 3
     spec["model"]["layers"][-1]["out_features"] = 3
 
-    second, _ = run(client, spec)
+    second, events = run(client, spec)
 
     assert second["warm_start"]["initialized"] == ["2.weight", "2.bias"]
+    (logged,) = [e["data"] for e in events if e["type"] == "log" and "warm_start" in e["data"]]
+    assert logged["warm_start"] == second["warm_start"]
     assert second["warm_start"]["skipped"] == ["2.bias", "2.weight"]
     assert "0.weight" in second["warm_start"]["loaded"]
 

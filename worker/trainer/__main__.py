@@ -103,6 +103,13 @@ def main(events_fd: int) -> int:
         if resume is not None:
             message = f"resumed after epoch {resume['epoch']} (step {resume['step']})"
             emit("log", {"level": "info", "message": message})
+        elif warm_start is not None:
+            start = payload["start"]
+            loaded, frozen = len(warm_start.weights), warm_start.freeze
+            message = f"warm start from {start['checkpoint']}: {loaded} tensors loaded" + (
+                f", frozen {', '.join(frozen)}" if frozen else ""
+            )
+            emit("log", {"level": "info", "message": message, "warm_start": payload["warm_start"]})
         result = trainer.run()
         emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})
     except Exception as error:
