@@ -6,16 +6,17 @@ exactly that job's processes. This process never imports torch.
 """
 
 import contextlib
+import functools
 import json
 import logging
+import multiprocessing
+import multiprocessing.context
 import os
-import selectors
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -29,6 +30,7 @@ from app.events.service import FenceLost
 from app.jobs import service as jobs
 from app.orm import Dataset
 from app.storage import Storage
+from worker.trainer import entry
 
 logger = logging.getLogger(__name__)
 
@@ -122,32 +124,20 @@ class Supervisor:
             payload = self.payload(claim)
         except DatasetGone as error:
             return Outcome(error=str(error))
-        read_fd, write_fd = os.pipe()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker.trainer", str(write_fd)],
-            stdin=subprocess.PIPE,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
-        os.close(write_fd)
-        assert process.stdin is not None
-        with process.stdin:
-            process.stdin.write(json.dumps(payload).encode())
+        events, trainer_end = trainers().Pipe(duplex=False)
+        process = trainers().Process(target=entry.child, args=(payload, trainer_end))
+        process.start()
+        trainer_end.close()  # the trainer holds the only writer: its exit is our EOF
         outcome = Outcome()
-        buffered = b""
-        selector = selectors.DefaultSelector()
-        selector.register(read_fd, selectors.EVENT_READ)
         last_flush = last_tick = time.monotonic()
         open_pipe = True
         try:
             while open_pipe:
-                if selector.select(timeout=FLUSH_S):
-                    chunk = os.read(read_fd, 1 << 16)
-                    open_pipe = bool(chunk)
-                    buffered += chunk
-                    *lines, buffered = buffered.split(b"\n")
-                    for line in lines:
-                        self.take(line, outcome)
+                if events.poll(FLUSH_S):
+                    try:
+                        self.take(events.recv_bytes(), outcome)
+                    except EOFError:
+                        open_pipe = False
                 now = time.monotonic()
                 if outcome.pending and (now - last_flush >= FLUSH_S or not open_pipe):
                     self.flush(claim, outcome)
@@ -158,16 +148,14 @@ class Supervisor:
                     if outcome.cancelled or outcome.lost:
                         break
         finally:
-            selector.close()
-            os.close(read_fd)
+            events.close()
             if not open_pipe:  # the trainer is done writing: let it exit on its own
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(TERMINATE_GRACE_S)
+                process.join(TERMINATE_GRACE_S)
             stop(process)
         if outcome.pending and not outcome.lost:
             self.flush(claim, outcome)
-        if process.returncode not in (0, None) and outcome.error is None and not outcome.cancelled:
-            outcome.error = describe_exit(process.returncode)
+        if process.exitcode not in (0, None) and outcome.error is None and not outcome.cancelled:
+            outcome.error = describe_exit(process.exitcode)
         return outcome
 
     def take(self, line: bytes, outcome: Outcome) -> None:
@@ -233,18 +221,40 @@ class Supervisor:
             logger.warning("job %s was taken over before it could be finished", claim.job_id)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """End the trainer's whole process group: politely, then for sure."""
-    if process.poll() is not None:
-        return
+@functools.cache
+def trainers() -> multiprocessing.context.ForkServerContext:
+    """Trainer processes come from a fork server that has imported torch and the engine
+    once, so a job starts training in milliseconds; this process never imports torch."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(entry.PRELOAD)
+    return context
+
+
+def warm_up() -> None:
+    """Start the fork server (importing torch there) before the first job needs it."""
+    process = trainers().Process(target=entry.ready)
+    process.start()
+    process.join()
+
+
+def _signal_group(process: BaseProcess, signum: int) -> None:
+    assert process.pid is not None
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(TERMINATE_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        process.wait()
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:  # not yet its own group leader, or already gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
+
+
+def stop(process: BaseProcess) -> None:
+    """End the trainer's whole process group: politely, then for sure."""
+    if process.exitcode is not None:
+        return
+    _signal_group(process, signal.SIGTERM)
+    process.join(TERMINATE_GRACE_S)
+    if process.exitcode is None:
+        _signal_group(process, signal.SIGKILL)
+        process.join()
 
 
 def describe_exit(returncode: int) -> str:

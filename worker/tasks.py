@@ -17,7 +17,7 @@ from app.jobs import service as jobs
 from app.orm.base import utcnow
 from app.storage import Storage
 from app.workers import service as workers
-from worker.supervisor import Supervisor
+from worker.supervisor import Supervisor, warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def register(celery: Celery, settings: Settings) -> None:
         supervisor.run(job_id)
 
     def housekeeping() -> None:
+        warm_up()  # before the first heartbeat: a worker seen alive starts jobs quickly
         # Every worker runs these; they are idempotent compare-and-sets, so several
         # workers doing them at once only repeat harmless work.
         while not stopping.wait(settings.heartbeat_s):

@@ -10,8 +10,8 @@ import torch
 from app.spec import JobSpec
 from app.spec.schemas import SyntheticData
 from worker.trainer import checkpoints, data
-from worker.trainer.__main__ import DirectoryStore
 from worker.trainer.loop import Trainer, WarmStart
+from worker.trainer.run import DirectoryStore
 
 CPU = torch.device("cpu")
 

@@ -1,19 +1,20 @@
-"""The trainer process: `python -m worker.trainer EVENTS_FD`, the job on stdin.
+"""One job's training, in its trainer process: payload in, events out.
 
-It reads one JSON payload (the job's spec, where its data is, when it was claimed),
-trains, and writes one JSON line per event to EVENTS_FD for the supervising worker,
-which stores them. It never touches the database: a trainer that is killed leaves
-nothing half-written, and the supervisor alone decides what the job's end was.
+The payload is the job's spec, where its data and checkpoints are, and when it was
+claimed; every event goes to the supervising worker as one JSON message, and the worker
+stores them. The trainer never touches the database: one that is killed leaves nothing
+half-written, and the supervisor alone decides what the job's end was.
+
+This module imports torch; the worker's fork server preloads it (worker/trainer/entry.py).
 """
 
 import json
-import os
-import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from app.ids import new_id
 from app.spec import JobSpec, SyntheticData
@@ -22,15 +23,14 @@ from worker.trainer.loop import Trainer, WarmStart, pick_device
 
 
 class Events:
-    """JSON lines to the supervisor, one write per event (each well under PIPE_BUF)."""
+    """Each event as one JSON message to the supervisor."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+    def __init__(self, send: Callable[[bytes], None]) -> None:
+        self._send = send
 
     def __call__(self, type_: str, payload: dict[str, Any]) -> None:
-        line = json.dumps({"type": type_, "time": time.time(), "data": payload}, allow_nan=False)
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        message = {"type": type_, "time": time.time(), "data": payload}
+        self._send(json.dumps(message, allow_nan=False).encode())
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ def starting_point(payload: dict[str, Any]) -> tuple[WarmStart | None, dict[str,
     return warm, checkpoints.read_state(directory, start["state_sha256"])
 
 
-def main(events_fd: int) -> int:
-    emit = Events(os.fdopen(events_fd, "w", buffering=1))
-    payload = json.loads(sys.stdin.read())
+def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
+    """Train the payload's job; the process's exit status."""
+    emit = Events(send)
     try:
         spec = JobSpec.model_validate(payload["spec"])
         device = pick_device(spec.resources.device)
@@ -119,7 +119,3 @@ def main(events_fd: int) -> int:
         )
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1])))
