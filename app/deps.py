@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.broker import Dispatcher
 from app.config import Settings
-from app.events.notify import Notifier
+from app.events.notify import Notifier, SeqWatch
 from app.storage import Storage
 
 
@@ -24,6 +24,7 @@ class Services:
     storage: Storage
     dispatcher: Dispatcher
     notifier: Notifier
+    seq_watch: SeqWatch
 
 
 def get_services(request: Request) -> Services:

@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,7 +24,8 @@ from app.datasets.router import router as datasets_router
 from app.db import make_engine, make_session_factory
 from app.deps import Services
 from app.errors import AppError, ErrorDetail
-from app.events.notify import make_notifier
+from app.events import service as events
+from app.events.notify import SeqWatch, make_notifier
 from app.jobs.router import router as jobs_router
 from app.models.router import router as models_router
 from app.orm import Job
@@ -147,10 +149,12 @@ class JobCollector(Collector):
 
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings)
+    sessions = make_session_factory(engine)
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
+        seq_watch=SeqWatch(partial(events.newest_seq, sessions), settings.event_poll_s),
         storage=Storage(settings.artifacts_dir),
         dispatcher=Dispatcher(settings),
         notifier=make_notifier(settings.redis_url),

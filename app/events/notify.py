@@ -9,13 +9,21 @@ repeat one.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self
 
 import redis
 import redis.asyncio as aioredis
+from starlette.concurrency import run_in_threadpool
 
 logger = logging.getLogger(__name__)
+
+
+# A waiting stream re-reads the table at least this many poll intervals apart, whatever
+# the watch says: a safety net, not the path events take.
+WATCH_TIMEOUT_POLLS = 8
 
 
 def channel(job_id: str) -> str:
@@ -49,12 +57,58 @@ def make_notifier(redis_url: str | None) -> Notifier:
     return RedisNotifier(redis_url) if redis_url else NoNotifier()
 
 
-class Wakeups:
-    """What a stream waits on between reads: a pub/sub message, or at most `poll_s`."""
+@dataclass
+class _Watched:
+    last_seq: int = -1
+    streams: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    poller: asyncio.Task[None] | None = None
 
-    def __init__(self, job_id: str, redis_url: str | None, poll_s: float) -> None:
+
+class SeqWatch:
+    """Without Redis: one poll of a job's newest seq per interval for all of this process's
+    streams of that job, instead of one full read per stream. Ten subscribers then cost
+    what one does, and none of them reads the events table until something was appended."""
+
+    def __init__(self, newest_seq: Callable[[str], int | None], poll_s: float) -> None:
+        self._newest_seq = newest_seq
+        self._poll_s = poll_s
+        self._jobs: dict[str, _Watched] = {}
+
+    async def beyond(self, job_id: str, seq: int) -> None:
+        """Return once the job's newest seq exceeds `seq`, or after a few poll intervals."""
+        watched = self._jobs.setdefault(job_id, _Watched())
+        watched.streams += 1
+        if watched.poller is None:
+            watched.poller = asyncio.create_task(self._poll(job_id, watched))
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_s * WATCH_TIMEOUT_POLLS):
+                    while watched.last_seq <= seq:
+                        watched.changed.clear()
+                        await watched.changed.wait()
+        finally:
+            watched.streams -= 1
+            if watched.streams == 0:
+                watched.poller.cancel()
+                del self._jobs[job_id]
+
+    async def _poll(self, job_id: str, watched: _Watched) -> None:
+        while True:
+            newest = await run_in_threadpool(self._newest_seq, job_id)
+            if newest is not None and newest != watched.last_seq:
+                watched.last_seq = newest
+                watched.changed.set()
+            await asyncio.sleep(self._poll_s)
+
+
+class Wakeups:
+    """What a stream waits on between reads: a pub/sub message, or the shared seq watch."""
+
+    def __init__(self, job_id: str, redis_url: str | None, poll_s: float, watch: SeqWatch) -> None:
         self._job_id = job_id
         self._poll_s = poll_s
+        self._watch = watch
         self._client = aioredis.Redis.from_url(redis_url) if redis_url else None
         self._pubsub: aioredis.client.PubSub | None = None
 
@@ -69,9 +123,10 @@ class Wakeups:
                 self._pubsub = None
         return self
 
-    async def wait(self) -> None:
+    async def wait(self, seen_seq: int) -> None:
+        """Until there may be events after `seen_seq`."""
         if self._pubsub is None:
-            await asyncio.sleep(self._poll_s)
+            await self._watch.beyond(self._job_id, seen_seq)
             return
         try:
             await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self._poll_s)

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator, Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +46,12 @@ def page(
     return repository.after(session, job_id, after, limit, types)
 
 
+def newest_seq(factory: sessionmaker[Session], job_id: str) -> int | None:
+    """The job's newest seq (None if there is no such job): all a watch needs to poll."""
+    with factory() as session:
+        return session.scalar(select(Job.last_seq).where(Job.id == job_id))
+
+
 def is_terminal(event: EventOut) -> bool:
     return event.type == "status" and event.data.get("status") in TERMINAL_STATUSES
 
@@ -84,4 +91,4 @@ async def follow(
             if finished:
                 return
             if len(events) < REPLAY_PAGE:
-                await wakeups.wait()
+                await wakeups.wait(cursor)

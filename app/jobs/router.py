@@ -143,7 +143,7 @@ async def stream_job(
         await websocket.close(code=WS_CLOSE_BASE + 422, reason=reason)
         return
     settings = services.settings
-    wakeups = Wakeups(job_id, settings.redis_url, settings.event_poll_s)
+    wakeups = Wakeups(job_id, settings.redis_url, settings.event_poll_s, services.seq_watch)
 
     async def send_events() -> None:
         async for event in events.follow(services.sessions, wakeups, job_id, after=after):
