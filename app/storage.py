@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -39,21 +40,27 @@ class Storage:
     def path(self, relative: str) -> Path:
         return self.root / relative
 
-    def write_arrays(self, relative: str, arrays: dict[str, np.ndarray]) -> None:
+    @contextlib.contextmanager
+    def writing(self, relative: str) -> Iterator[Path]:
+        """A staging directory to fill; when the block ends, its files are fsynced and it is
+        renamed to `relative` at once. On any error nothing is left behind."""
         final = self.path(relative)
         staging = final.parent / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
-            for name, array in arrays.items():
-                with open(staging / f"{name}.npy", "wb") as file:
-                    np.save(file, array, allow_pickle=False)
-                    file.flush()
-                    os.fsync(file.fileno())
+            yield staging
+            for written in staging.iterdir():
+                _fsync(written)
             os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _fsync_dir(final.parent)
+
+    def write_arrays(self, relative: str, arrays: dict[str, np.ndarray]) -> None:
+        with self.writing(relative) as staging:
+            for name, array in arrays.items():
+                np.save(staging / f"{name}.npy", array, allow_pickle=False)
 
     def stage_upload(
         self, source: BinaryIO, *, parent: str, filename: str, max_bytes: int
@@ -99,6 +106,14 @@ class Storage:
 
     def delete(self, relative: str) -> None:
         shutil.rmtree(self.path(relative), ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -43,7 +43,7 @@ TERMINATE_GRACE_S = 3.0
 MAX_REASON = 500
 
 
-class DatasetGone(Exception):
+class InputGone(Exception):
     """A dataset or checkpoint the job names no longer exists: the job's own failure."""
 
 
@@ -92,7 +92,7 @@ class Supervisor:
         with self.sessions() as session:
             dataset = session.get(Dataset, dataset_id)
         if dataset is None:
-            raise DatasetGone(f"dataset {dataset_id} was deleted")
+            raise InputGone(f"dataset {dataset_id} was deleted")
         return str(self.storage.path(dataset.path))
 
     def payload(self, claim: jobs.Claim) -> dict[str, Any]:
@@ -102,7 +102,7 @@ class Supervisor:
                 reported = jobs.reported_epoch(session=session, claim=claim)
                 warm_start = jobs.get(session=session, job_id=claim.job_id).warm_start
         except CheckpointNotFound as error:
-            raise DatasetGone(f"the job's warm start is gone: {error.message}") from error
+            raise InputGone(f"the job's warm start is gone: {error.message}") from error
         return {
             "artifacts_dir": str(self.storage.root),
             "checkpoint_dir": f"checkpoints/{claim.job_id}",
@@ -122,7 +122,7 @@ class Supervisor:
     def supervise(self, claim: jobs.Claim) -> Outcome:
         try:
             payload = self.payload(claim)
-        except DatasetGone as error:
+        except InputGone as error:
             return Outcome(error=str(error))
         events, trainer_end = trainers().Pipe(duplex=False)
         process = trainers().Process(target=entry.child, args=(payload, trainer_end))

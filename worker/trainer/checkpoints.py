@@ -7,9 +7,6 @@ recorded in the database, are checked before they are loaded.
 """
 
 import hashlib
-import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from app.spec.compat import canonical
+from app.storage import Storage
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -49,34 +47,17 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write(
-    directory: Path, checkpoint_id: str, weights: Mapping[str, Tensor], state: dict[str, Any] | None
+    storage: Storage, relative: str, weights: Mapping[str, Tensor], state: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Write `directory/checkpoint_id/` atomically: into a staging directory, fsynced, then
-    renamed, so a crash never leaves a checkpoint that looks whole but is not."""
-    final = directory / checkpoint_id
-    staging = directory / f".staging-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
-    try:
-        tensors = {name: t.detach().contiguous().cpu() for name, t in weights.items()}
+    """Write the checkpoint directory `relative` atomically (Storage.writing), so a crash
+    never leaves a checkpoint that looks whole but is not; what the database records."""
+    tensors = {name: t.detach().contiguous().cpu() for name, t in weights.items()}
+    with storage.writing(relative) as staging:
         save_file(tensors, staging / WEIGHTS)
-        _fsync(staging / WEIGHTS)
         if state is not None:
             torch.save(state, staging / STATE)
-            _fsync(staging / STATE)
-        os.rename(staging, final)
-        _fsync(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    final = storage.path(relative)
     return {
         "tensors": {
             name: {"dtype": SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape)}

@@ -18,6 +18,7 @@ from typing import Any
 
 from app.ids import new_id
 from app.spec import JobSpec, SyntheticData
+from app.storage import Storage
 from worker.trainer import checkpoints, data
 from worker.trainer.loop import Trainer, WarmStart, pick_device
 
@@ -42,10 +43,9 @@ class DirectoryStore:
 
     def save(self, weights: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         checkpoint_id = new_id("ckpt")
-        record = checkpoints.write(
-            self.artifacts / self.checkpoint_dir, checkpoint_id, weights, state
-        )
-        return {"id": checkpoint_id, "path": f"{self.checkpoint_dir}/{checkpoint_id}", **record}
+        relative = f"{self.checkpoint_dir}/{checkpoint_id}"
+        record = checkpoints.write(Storage(self.artifacts), relative, weights, state)
+        return {"id": checkpoint_id, "path": relative, **record}
 
 
 def starting_point(payload: dict[str, Any]) -> tuple[WarmStart | None, dict[str, Any] | None]:
