@@ -1,8 +1,9 @@
 """Supervise one job's trainer process: claim, lease, cancel, store events, record the end.
 
-The trainer runs in its own process group (`start_new_session`), so a crash, an OOM kill
-or a CUDA fault stays there, its memory is returned when it exits, and cancelling kills
-exactly that job's processes. This process never imports torch.
+The trainer is forked from a fork server that has torch imported, and becomes its own
+session and process group (worker/trainer/entry.py), so a crash, an OOM kill or a CUDA
+fault stays there, its memory is returned when it exits, and cancelling kills exactly that
+job's processes. This process never imports torch.
 """
 
 import contextlib
