@@ -134,6 +134,12 @@ def _plan_warm_start(session: Session, spec: JobSpec, net: NetSummary) -> dict[s
                 f"the checkpoint's job trained with {source.spec['optimizer']['name']}; "
                 f"its optimizer state cannot continue as {spec.optimizer.name}",
             )
+        # The optimizer state covers exactly the parameters that trained there.
+        frozen_there = (source.spec.get("init") or {}).get("freeze", [])
+        if frozen_there != spec.init.freeze:
+            raise SpecInvalid.at(
+                "init.freeze", f"a resume freezes what the checkpoint's job froze: {frozen_there}"
+            )
     return compat.plan_warm_start(net, checkpoint.id, checkpoint.tensors, spec.init)
 
 

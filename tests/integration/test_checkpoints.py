@@ -143,6 +143,10 @@ def test_resume_continues_a_finished_job_for_more_epochs(
     assert second["result"]["steps"] == 2 * first["result"]["steps"]
     assert second["result"]["epochs"] == 4
     assert client.post(f"/v1/jobs/{second['id']}/resume", json={"epochs": 0}).status_code == 422
+    newest = client.get(f"/v1/jobs/{second['id']}/checkpoints").json()["items"][-1]["id"]
+    refrozen = mlp_job(6, init={"checkpoint": newest, "resume": True, "freeze": ["0."]})
+    fields = [d["field"] for d in client.post("/v1/jobs", json=refrozen).json()["error"]["details"]]
+    assert fields == ["init.freeze"]
 
 
 def children(pid: int) -> list[int]:
