@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dispatch, engine, streaming
+from benchmarks import api, dispatch, engine, streaming
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "engine": engine.run,
     "streaming": streaming.run,
     "dispatch": dispatch.run,
+    "api": api.run,
 }
 
 
