@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api, dispatch, engine, streaming
+from benchmarks import accuracy, api, dispatch, engine, streaming
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "streaming": streaming.run,
     "dispatch": dispatch.run,
     "api": api.run,
+    "accuracy": accuracy.run,
 }
 
 
