@@ -203,15 +203,20 @@ def cancel(*, session: Session, notifier: Notifier, job_id: str) -> Job:
         if job.status in TERMINAL:
             raise InvalidTransition(f"job {job_id} is already {job.status}")
         if job.status == "queued":
+            now = utcnow()
             done = repository.compare_and_set(
                 session,
                 job_id,
                 {"status": "queued"},
-                {"status": "cancelled", "reason": "cancelled", "finished_at": utcnow()},
+                {
+                    "status": "cancelled",
+                    "reason": "cancelled",
+                    "finished_at": now,
+                    "timings": end_timings(job, now),
+                },
             )
             if done is not None:
                 events.append(session, job_id, [status_event("cancelled", "cancelled")])
-                _set_total(done)
                 session.commit()
                 notifier.publish(job_id)
                 return done
@@ -226,13 +231,16 @@ def cancel(*, session: Session, notifier: Notifier, job_id: str) -> Job:
         session.rollback()
 
 
-def _set_total(job: Job) -> None:
-    if job.finished_at is not None:
-        timings = dict(job.timings or {})
-        timings["total_s"] = (job.finished_at - job.created_at).total_seconds()
-        if job.started_at is None:
-            timings["queued_s"] = timings["total_s"]
-        job.timings = timings
+def end_timings(
+    job: Job, finished_at: datetime, trained: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A job's timings as it ends: the trainer's figures, plus time queued (submit to claim,
+    or to the end for a job never claimed) and in total."""
+    return {
+        **(trained or job.timings or {}),
+        "queued_s": ((job.started_at or finished_at) - job.created_at).total_seconds(),
+        "total_s": (finished_at - job.created_at).total_seconds(),
+    }
 
 
 @dataclass(frozen=True)
@@ -410,11 +418,6 @@ def finish(
     assert status in TERMINAL
     job = get(session=session, job_id=claim.job_id)
     now = utcnow()
-    timings = {
-        **(timings or {}),
-        "queued_s": ((job.started_at or now) - job.created_at).total_seconds(),
-        "total_s": (now - job.created_at).total_seconds(),
-    }
     done = repository.compare_and_set(
         session,
         claim.job_id,
@@ -425,7 +428,7 @@ def finish(
             "finished_at": now,
             "lease_expires_at": None,
             "result": result,
-            "timings": timings,
+            "timings": end_timings(job, now, timings),
         },
     )
     if done is None:
@@ -443,26 +446,28 @@ def reap(*, session: Session, notifier: Notifier, limit: int = 100) -> list[str]
     now = utcnow()
     for job in repository.expired_leases(session, now, limit):
         # A job the user asked to cancel ends here instead of running again.
-        status, reason = (
-            ("cancelled", "cancelled") if job.cancel_requested else ("queued", "worker_lost")
-        )
-        back = repository.compare_and_set(
+        back: dict[str, Any] = {"status": "queued", "reason": "worker_lost"}
+        if job.cancel_requested:
+            back = {
+                "status": "cancelled",
+                "reason": "cancelled",
+                "finished_at": now,
+                "timings": end_timings(job, now),
+            }
+        moved = repository.compare_and_set(
             session,
             job.id,
             {"status": "running", "fence": job.fence},
             {
-                "status": status,
-                "reason": reason,
+                **back,
                 "worker": None,
                 "lease_expires_at": None,
                 "fence": job.fence + 1,
                 "dispatched_at": None,
-                "finished_at": now if status == "cancelled" else None,
             },
         )
-        if back is not None:
-            events.append(session, job.id, [status_event(status, reason)])
-            _set_total(back)
+        if moved is not None:
+            events.append(session, job.id, [status_event(back["status"], back["reason"])])
             requeued.append(job.id)
     session.commit()
     for job_id in requeued:
