@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, print a table, write benchmarks/results/<name>.json.
 
-`python -m benchmarks [NAME ...]` runs only those named.
+`python -m benchmarks [NAME ...]` runs only those named. With TAAS_BENCH_DEVICE=cuda
+(benchmarks/gpu.sh) jobs train on the GPU and results go to <name>-cuda.json.
 """
 
 import json
@@ -12,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy, api, dispatch, engine, streaming
+from benchmarks import accuracy, api, dispatch, engine, levers, streaming
+from benchmarks.service import DEVICE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -21,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "dispatch": dispatch.run,
     "api": api.run,
     "accuracy": accuracy.run,
+    "levers": levers.run,
 }
 
 
@@ -62,7 +65,8 @@ def main(names: list[str]) -> None:
             "machine": machine(),
             "figures": figures,
         }
-        (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        stem = name if DEVICE == "cpu" else f"{name}-{DEVICE}"
+        (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
         for key, shown in rows(f"{name}.", figures):
             print(f"| {key} | {shown} |")
 

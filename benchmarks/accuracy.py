@@ -10,7 +10,7 @@ import statistics
 from typing import Any
 
 from benchmarks.engine import SEED_MLP
-from benchmarks.service import TRAIN_SAMPLES, running
+from benchmarks.service import DEVICE, TRAIN_SAMPLES, running
 
 SEEDS = 5
 TARGET = 0.92
@@ -41,6 +41,7 @@ def run() -> dict[str, Any]:
                             "target": {"metric": "val_accuracy", "value": TARGET},
                         },
                         "checkpoint": {"every_epochs": 10_000, "keep": "last"},
+                        "resources": {"device": DEVICE},
                     }
                 )
                 times[name].append(done["timings"]["time_to_target_s"])

@@ -24,6 +24,8 @@ from app.migrate import upgrade
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
 TRAIN_SAMPLES = 8000
+# benchmarks/gpu.sh sets cuda: every job and reference loop then trains there.
+DEVICE = os.environ.get("TAAS_BENCH_DEVICE", "cpu")
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUS_POLL_S = 0.5
 
