@@ -8,6 +8,7 @@ first step, which compiles, is timed apart as `compile_s`, as the service does).
 """
 
 import json
+import resource
 import sys
 import time
 
@@ -80,7 +81,15 @@ def main(config: dict[str, object]) -> dict[str, float]:
         loss_sum.item()
         train_s += time.perf_counter() - started
         samples += len(y)
-    return {"samples_per_s": samples / (train_s - compile_s), "compile_s": compile_s}
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    return {
+        "samples_per_s": samples / (train_s - compile_s),
+        "compile_s": compile_s,
+        "peak_memory_mb": peak_mb,
+    }
 
 
 if __name__ == "__main__":

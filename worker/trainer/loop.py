@@ -10,6 +10,7 @@ Rules that keep it as fast as a hand-written loop:
 
 import contextlib
 import math
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,14 @@ def channels_last(split: Split) -> Split:
     if split.x.dim() != 4:
         return split
     return Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """The most memory training held: on CUDA the tensors' peak, on CPU the process's
+    peak resident set (which counts the interpreter and torch itself, like any loop's)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux: KiB
 
 
 def finite(metrics: dict[str, float], epoch: int) -> dict[str, float]:
@@ -456,6 +465,7 @@ class Trainer:
             "steps": self.step,
             "stopped": stopped,
             "settings": self.settings,
+            "peak_memory_mb": peak_memory_mb(self.device),
         }
 
     def timings(self, claimed_at: float) -> dict[str, Any]:

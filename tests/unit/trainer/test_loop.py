@@ -401,6 +401,7 @@ def test_timings_account_for_every_epoch() -> None:
         "time_to_target_s",
         "flops_per_s",
     }
+    assert run.result["peak_memory_mb"] > 0
     assert timings["compile_s"] == 0  # nothing compiled, nothing probed
     assert timings["probe_s"] == 0
     assert len(timings["epoch_s"]) == 3
