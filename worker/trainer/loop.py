@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -21,12 +21,17 @@ from torch import Tensor, nn
 
 from app.spec import JobSpec
 from app.spec.schemas import maximized
-from worker.trainer.data import Splits, batches, eval_batches
+from worker.trainer.data import Splits, eval_batches
+from worker.trainer.distributed import World
 from worker.trainer.nets import build_net
 from worker.trainer.optim import LrSchedule, build_optimizer
 
 Emit = Callable[[str, dict[str, Any]], None]
 EVAL_BATCH = 4096
+
+
+def compiled(net: nn.Module) -> Callable[[Tensor], Tensor]:
+    return cast(Callable[[Tensor], Tensor], torch.compile(net))
 
 
 class Diverged(Exception):
@@ -110,6 +115,7 @@ class Trainer:
         resume: dict[str, Any] | None = None,
         checkpoints: CheckpointStore | None = None,
         reported_epoch: int = 0,
+        world: World | None = None,
     ) -> None:
         self.spec = spec
         self.splits = splits
@@ -117,6 +123,8 @@ class Trainer:
         # Classification learns labels by cross-entropy; regression learns targets by MSE.
         self.loss_fn = F.mse_loss if splits.regression else F.cross_entropy
         self.device = device
+        # A plain job is a world of one; a DDP rank gets its place among the others.
+        self.world = world or World(device)
         self.emit = emit
         self.step_metric_interval_s = step_metric_interval_s
         training = spec.training
@@ -129,14 +137,22 @@ class Trainer:
         self.checkpoints = checkpoints
         # Epochs up to here were reported by an earlier attempt: retrain them silently.
         self.reported_epoch = reported_epoch
+        # DDP goes inside torch.compile, as torch's docs ask. Evaluation runs the bare net:
+        # DDP's forward may talk to the other ranks, and ranks evaluate unequal parts.
+        trained = self.world.wrap(self.net)
         self.forward: Callable[[Tensor], Tensor] = (
-            torch.compile(self.net) if training.compile else self.net
+            compiled(trained) if training.compile else trained
         )
+        self.predict: Callable[[Tensor], Tensor] = self.forward
+        if trained is not self.net:
+            self.predict = compiled(self.net) if training.compile else self.net
         n_train = len(splits.train)
-        self.batch_size = (
+        global_batch = (
             n_train if training.batch_size == "full" else min(training.batch_size, n_train)
         )
-        self.steps_per_epoch = math.ceil(n_train / self.batch_size)
+        # batch_size is the global batch: each rank takes its share of every step.
+        self.batch_size = math.ceil(global_batch / self.world.size)
+        self.steps_per_epoch = math.ceil(self.world.shard_size(n_train) / self.batch_size)
         self.total_steps = self.steps_per_epoch * training.epochs
         # Frozen parameters take no optimizer state, so they stay exactly as loaded.
         trainable = [p for p in self.net.parameters() if p.requires_grad]
@@ -245,22 +261,25 @@ class Trainer:
         if self.clock.first_step_at is None:
             self.clock.first_step_at = time.time()
             self.clock.first_step_perf = window_started
-        for steps, (x, y) in enumerate(
-            batches(self.splits.train, self.batch_size, self.generator), start=1
-        ):
+        shard = self.world.batches(
+            self.splits.train, self.batch_size, self.generator, self.spec.training.seed, epoch
+        )
+        for steps, (x, y) in enumerate(shard, start=1):
             loss_sum += self.train_step(x, y)
-            samples += len(y)
+            samples += len(y) * self.world.size
             # A host-side clock check per step; the device is read only when a metric is due.
             now = time.perf_counter()
-            if now - window_started >= self.step_metric_interval_s and epoch > self.reported_epoch:
-                total = float(loss_sum.item())
+            due = now - window_started >= self.step_metric_interval_s
+            if self.world.step_metric_due(steps, due) and epoch > self.reported_epoch:
+                total = float(self.world.mean(loss_sum.clone()).item())
                 self.emit_step_metric(
                     epoch,
                     (total - read_sum) / (steps - read_steps),
                     (samples - read_samples) / (now - window_started),
                 )
                 read_sum, read_steps, read_samples, window_started = total, steps, samples, now
-        mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
+        # The epoch's one sync: the mean of every rank's mean batch loss.
+        mean_loss = float(self.world.mean(loss_sum).item()) / self.steps_per_epoch
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
 
@@ -317,12 +336,13 @@ class Trainer:
             return {}
         started = time.perf_counter()
         self.net.eval()
+        part = self.world.part(val)
         loss_sum = torch.zeros((), device=self.device)
         # Classification: correct predictions; regression: the sum of absolute errors.
         score = torch.zeros((), device=self.device)
-        for x, y in eval_batches(val, EVAL_BATCH):
+        for x, y in eval_batches(part, EVAL_BATCH):
             with self.autocast():
-                out = self.forward(x).float()
+                out = self.predict(x).float()
             if self.splits.regression:
                 # Per-sample MSE summed, so val_loss is the mean over samples like train_loss.
                 loss_sum += F.mse_loss(out, y, reduction="sum") / y.shape[1]
@@ -331,7 +351,9 @@ class Trainer:
                 loss_sum += F.cross_entropy(out, y, reduction="sum")
                 score += (out.argmax(dim=1) == y).sum()
         name = "val_mae" if self.splits.regression else "val_accuracy"
-        metrics = {"val_loss": loss_sum.item() / len(val), name: score.item() / len(val)}
+        # Summed over the ranks' parts, so every rank holds the same metrics and decisions.
+        loss, total = self.world.sum(torch.stack([loss_sum, score])).tolist()
+        metrics = {"val_loss": loss / len(val), name: total / len(val)}
         self.clock.eval_s += time.perf_counter() - started
         return metrics
 
@@ -349,6 +371,7 @@ class Trainer:
             "epochs": len(history),
             "steps": self.step,
             "stopped": stopped,
+            "world_size": self.world.size,
         }
 
     def timings(self, claimed_at: float) -> dict[str, Any]:
