@@ -16,6 +16,7 @@ events and writes checkpoints.
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -182,15 +183,27 @@ def launch(payload: dict[str, Any], spec: JobSpec, emit: Emit, fit: Fit) -> None
         while not ranks.join():
             pass
     except (ProcessRaisedException, ProcessExitedException) as failure:
-        # The first error a rank reported is the cause; its peers fail after it.
-        raise RankFailed(errors.get() if not errors.empty() else describe(failure)) from None
+        raise RankFailed(cause(ranks, errors, failure)) from None
 
 
 class RankFailed(Exception):
     """A rank of a DDP job failed: the message names the rank and its error."""
 
 
-def describe(failure: ProcessRaisedException | ProcessExitedException) -> str:
+def cause(
+    ranks: ProcessContext,
+    errors: "multiprocessing.SimpleQueue[str]",
+    failure: ProcessRaisedException | ProcessExitedException,
+) -> str:
+    """Why the ranks ended. Once one fails, its peers fail too (a closed connection in a
+    collective, then the SIGTERM the launcher sends), so: a rank killed by another signal
+    (the OOM killer, a kill -9) is the cause; else the first error a rank reported."""
+    for rank, process in enumerate(ranks.processes):
+        code = process.exitcode
+        if code is not None and code < 0 and -code != signal.SIGTERM:
+            return f"rank {rank} was killed by {signal.Signals(-code).name}"
+    if not errors.empty():
+        return errors.get()
     if isinstance(failure, ProcessExitedException) and failure.signal_name:
         return f"rank {failure.error_index} was killed by {failure.signal_name}"
     if isinstance(failure, ProcessExitedException):
