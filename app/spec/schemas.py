@@ -21,6 +21,7 @@ MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 1_048_576
 MAX_SEED = 2**31 - 1
 MAX_PROCESSES = 64
+MAX_NODES = 64
 MAX_SYNTHETIC_VALUES = 64_000_000  # samples x features: about 256 MB of float32
 
 SEED_JOB_EXAMPLE: dict[str, Any] = {
@@ -319,7 +320,10 @@ class Distributed(Strict):
 
     strategy: Literal["none", "ddp"] = "none"
     processes: int = Field(
-        1, ge=1, le=MAX_PROCESSES, description="Ranks on the worker (ddp: one per GPU on cuda)."
+        1, ge=1, le=MAX_PROCESSES, description="Ranks on each worker (one per GPU on cuda)."
+    )
+    nodes: int = Field(
+        1, ge=1, le=MAX_NODES, description="Workers that train the job together (a gang)."
     )
     backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="auto: nccl on cuda, gloo on cpu."
@@ -327,13 +331,15 @@ class Distributed(Strict):
 
     @model_validator(mode="after")
     def _options_need_ddp(self) -> Self:
-        if self.strategy == "none" and (self.processes != 1 or self.backend != "auto"):
-            raise ValueError('processes and backend need strategy "ddp"')
+        if self.strategy == "none" and (
+            self.processes != 1 or self.nodes != 1 or self.backend != "auto"
+        ):
+            raise ValueError('processes, nodes and backend need strategy "ddp"')
         return self
 
     @property
     def world_size(self) -> int:
-        return self.processes if self.strategy == "ddp" else 1
+        return self.processes * self.nodes if self.strategy == "ddp" else 1
 
 
 class Resources(Strict):

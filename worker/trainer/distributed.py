@@ -128,7 +128,7 @@ def ddp_device(spec: JobSpec) -> tuple[str, str]:
     gpus = torch.cuda.device_count()
     requested = spec.resources.device
     device = "cuda" if requested == "cuda" or (requested == "auto" and gpus) else "cpu"
-    processes = spec.distributed.processes
+    processes = spec.distributed.processes  # on this worker
     if device == "cuda" and processes > gpus:
         raise RuntimeError(
             f"the job asks for {processes} processes on cuda: this worker has {gpus} GPUs"
@@ -142,33 +142,45 @@ def ddp_device(spec: JobSpec) -> tuple[str, str]:
 
 
 def launch(payload: dict[str, Any], spec: JobSpec, emit: Emit, fit: Fit) -> None:
-    """Run the job's ranks to their end; raise with the first failing rank's error."""
-    size = spec.distributed.processes
+    """Run this worker's ranks of the job to their end; raise with the first failing
+    rank's error. A multi-worker job's payload names this worker's `gang` node and node
+    0's rendezvous address; node 0 hosts the rendezvous, on one worker on a free port."""
+    local = spec.distributed.processes
+    size = spec.distributed.world_size
+    gang = payload.get("gang") or {"node": 0, "host": RENDEZVOUS_HOST, "port": 0}
+    node = gang["node"]
     device, backend = ddp_device(spec)
-    store = TCPStore(
-        RENDEZVOUS_HOST,
-        0,
-        size,
-        is_master=True,
-        wait_for_workers=False,
-        timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+    timeout = timedelta(seconds=COLLECTIVE_TIMEOUT_S)
+    store = (
+        TCPStore(
+            gang["host"],
+            gang["port"],
+            size,
+            is_master=True,
+            wait_for_workers=False,
+            timeout=timeout,
+        )
+        if node == 0
+        else None
     )
+    host, port = gang["host"], store.port if store is not None else gang["port"]
     cores = len(os.sched_getaffinity(0))
-    threads = max(1, cores // size) if device == "cpu" else 1
+    threads = max(1, cores // local) if device == "cpu" else 1
     emit(
         "log",
         {
             "level": "info",
-            "message": f"data-parallel on {size} {device} processes ({backend}), "
-            f"{threads} threads each",
+            "message": f"data-parallel on {local} {device} processes ({backend}), "
+            f"{threads} threads each"
+            + (f", node {node} of {spec.distributed.nodes}" if payload.get("gang") else ""),
             "world_size": size,
         },
     )
     errors: multiprocessing.SimpleQueue[str] = multiprocessing.get_context("fork").SimpleQueue()
     ranks: ProcessContext | None = start_processes(  # type: ignore[no-untyped-call]
         _rank,
-        args=(size, store.port, device, backend, threads, payload, emit, fit, errors),
-        nprocs=size,
+        args=(node * local, size, host, port, device, backend, threads, payload, emit, fit, errors),
+        nprocs=local,
         join=False,
         start_method="fork",
     )
@@ -177,8 +189,9 @@ def launch(payload: dict[str, Any], spec: JobSpec, emit: Emit, fit: Fit) -> None
         "log",
         {"level": "info", "message": "ranks started", "pids": [p.pid for p in ranks.processes]},
     )
-    # Only now may rank 0 send: two processes writing the events pipe at once could mix.
-    store.set(LAUNCHED, "1")
+    if store is not None:
+        # Only now may rank 0 send: two processes writing the events pipe at once could mix.
+        store.set(LAUNCHED, "1")
     try:
         while not ranks.join():
             pass
@@ -212,8 +225,10 @@ def cause(
 
 
 def _rank(
-    rank: int,
+    local_rank: int,
+    first_rank: int,
     size: int,
+    host: str,
     port: int,
     device_type: str,
     backend: str,
@@ -224,13 +239,14 @@ def _rank(
     errors: "multiprocessing.SimpleQueue[str]",
 ) -> None:
     """One rank: join the group, train, leave; its error goes to the launcher first."""
+    rank = first_rank + local_rank
     torch.set_num_threads(threads)
-    device = torch.device(device_type, rank) if device_type == "cuda" else torch.device("cpu")
+    device = torch.device(device_type, local_rank) if device_type == "cuda" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     timeout = timedelta(seconds=COLLECTIVE_TIMEOUT_S)
     try:
-        store = TCPStore(RENDEZVOUS_HOST, port, size, is_master=False, timeout=timeout)
+        store = TCPStore(host, port, size, is_master=False, timeout=timeout)
         store.wait([LAUNCHED])
         dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout)
         fit(payload, emit if rank == 0 else _silent, World(device, rank, size))
