@@ -12,11 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.client import read_stream, small_job, statuses
-from tests.conftest import MNIST
+from tests.client import read_stream, small_job, statuses, upload_mnist
 
-MNIST_IMAGES = MNIST / "t10k-images-idx3-ubyte.gz"
-MNIST_LABELS = MNIST / "t10k-labels-idx1-ubyte.gz"
 # Far below the ranks' collective timeout (60 s): a dead rank must not wait for it.
 PROMPT_END_S = 30.0
 DDP = {"strategy": "ddp", "processes": 2}
@@ -24,16 +21,7 @@ DDP = {"strategy": "ddp", "processes": 2}
 
 @pytest.fixture
 def mnist(client: TestClient) -> str:
-    response = client.post(
-        "/v1/datasets",
-        files={
-            "images": (MNIST_IMAGES.name, MNIST_IMAGES.read_bytes(), "application/gzip"),
-            "labels": (MNIST_LABELS.name, MNIST_LABELS.read_bytes(), "application/gzip"),
-        },
-        data={"format": "idx", "name": "mnist"},
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return str(upload_mnist(client)["id"])
 
 
 def run(client: TestClient, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
