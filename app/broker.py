@@ -13,6 +13,8 @@ from app.config import Settings
 logger = logging.getLogger(__name__)
 
 TRAIN_TASK = "train.job"
+# "Join the gang of job X": rung by a multi-worker job's node 0, once per other node.
+JOIN_TASK = "train.join"
 # A doorbell older than this is pointless: the reconciler rings again for jobs still queued.
 DOORBELL_EXPIRES_S = 24 * 3600
 
@@ -47,13 +49,13 @@ class Dispatcher:
         self._celery = celery_client(settings)
         self._settings = settings
 
-    def send(self, job_id: str, device: str = "auto") -> None:
+    def send(self, job_id: str, device: str = "auto", task: str = TRAIN_TASK) -> None:
         queue = device_queue(self._settings, device)
-        self._celery.send_task(TRAIN_TASK, args=[job_id], queue=queue, expires=DOORBELL_EXPIRES_S)
+        self._celery.send_task(task, args=[job_id], queue=queue, expires=DOORBELL_EXPIRES_S)
 
-    def try_send(self, job_id: str, device: str = "auto") -> bool:
+    def try_send(self, job_id: str, device: str = "auto", task: str = TRAIN_TASK) -> bool:
         try:
-            self.send(job_id, device)
+            self.send(job_id, device, task)
         except Exception as error:  # kombu raises many kinds; none may fail a stored submit
             logger.warning(
                 "could not dispatch job %s (the reconciler will retry): %s", job_id, error

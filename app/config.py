@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(
         60.0, gt=0, description="A queued job whose doorbell is older than this is re-sent."
     )
+    gang_host: str = Field(
+        "127.0.0.1",
+        description="The address other workers reach this one at, when it leads a "
+        "multi-worker DDP job (its rendezvous listens there).",
+    )
+    gang_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A multi-worker job whose gang is not complete by then is re-queued.",
+    )
     page_size_max: int = Field(200, gt=0)
 
     @property

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The speed figures on a GPU: engine throughput and start-up (targets 1 and 2), time to
-# accuracy (5), and the bf16 and torch.compile speed-ups against the hand-written loop's.
+# accuracy (5), the bf16 and torch.compile speed-ups against the hand-written loop's, and
+# data-parallel scaling with NCCL, one rank per visible GPU (with one GPU it reports the
+# one-GPU throughput and says so).
 #
 # A GPU machine often cannot reach a package index, but it has CUDA's torch. So:
 #   1. where pip works:   benchmarks/gpu.sh fetch     (the project's wheels, torch excluded, into .whl/)
@@ -46,5 +48,6 @@ else
 fi
 
 export TAAS_BENCH_DEVICE=cuda
+export TAAS_BENCH_PROCESSES=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
 export PYTHONUNBUFFERED=1
-"$VENV/bin/python" -m benchmarks engine accuracy levers
+"$VENV/bin/python" -m benchmarks engine accuracy levers scaling

@@ -33,6 +33,24 @@ def small_job(**training: Any) -> dict[str, Any]:
     }
 
 
+def upload_mnist(client: TestClient) -> dict[str, Any]:
+    """The MNIST test split (10,000 digits), uploaded as gzip IDX files; the dataset."""
+    from tests.conftest import MNIST
+
+    images, labels = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
+    response = client.post(
+        "/v1/datasets",
+        files={
+            "images": (images.name, images.read_bytes(), "application/gzip"),
+            "labels": (labels.name, labels.read_bytes(), "application/gzip"),
+        },
+        data={"format": "idx", "name": "mnist"},
+    )
+    assert response.status_code == 201, response.text
+    dataset: dict[str, Any] = response.json()
+    return dataset
+
+
 def read_stream(
     client: TestClient, job_id: str, after: int = 0, limit: int | None = None
 ) -> tuple[list[dict[str, Any]], int | None]:

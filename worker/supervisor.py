@@ -125,6 +125,13 @@ class Supervisor:
             payload = self.payload(claim)
         except InputGone as error:
             return Outcome(error=str(error))
+        from worker import gang  # it builds on this module
+
+        if gang.nodes(claim.spec) > 1:  # a multi-worker job: its gang forms first
+            gang_outcome = Outcome()
+            payload["gang"] = gang.lead(self, claim, gang_outcome)
+            if payload["gang"] is None:
+                return gang_outcome
         events, trainer_end = trainers().Pipe(duplex=False)
         process = trainers().Process(target=entry.child, args=(payload, trainer_end))
         process.start()

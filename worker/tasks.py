@@ -9,7 +9,7 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from app.broker import TRAIN_TASK, Dispatcher
+from app.broker import JOIN_TASK, TRAIN_TASK, Dispatcher
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.events.notify import make_notifier
@@ -17,6 +17,7 @@ from app.jobs import service as jobs
 from app.orm.base import utcnow
 from app.storage import Storage
 from app.workers import service as workers
+from worker import gang
 from worker.supervisor import Supervisor, warm_up
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ def register(celery: Celery, settings: Settings) -> None:
     def train(job_id: str) -> None:
         """Train one job: the payload is only its id; the database says what to do."""
         supervisor.run(job_id)
+
+    @celery.task(name=JOIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def join(job_id: str) -> None:
+        """Take a slot in a multi-worker job's gang, if one is open, and train its node."""
+        gang.follow(supervisor, job_id)
 
     def housekeeping() -> None:
         warm_up()  # before the first heartbeat: a worker seen alive starts jobs quickly

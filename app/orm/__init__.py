@@ -4,7 +4,8 @@ from app.orm.base import Base
 from app.orm.checkpoints import Checkpoint
 from app.orm.datasets import Dataset
 from app.orm.events import Event
+from app.orm.gangs import GangSlot
 from app.orm.jobs import Job, JobTag
 from app.orm.workers import Worker
 
-__all__ = ["Base", "Checkpoint", "Dataset", "Event", "Job", "JobTag", "Worker"]
+__all__ = ["Base", "Checkpoint", "Dataset", "Event", "GangSlot", "Job", "JobTag", "Worker"]

@@ -20,6 +20,8 @@ ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 1_048_576
 MAX_SEED = 2**31 - 1
+MAX_PROCESSES = 64
+MAX_NODES = 64
 MAX_SYNTHETIC_VALUES = 64_000_000  # samples x features: about 256 MB of float32
 
 SEED_JOB_EXAMPLE: dict[str, Any] = {
@@ -335,7 +337,31 @@ class CheckpointPolicy(Strict):
 
 
 class Distributed(Strict):
-    strategy: Literal["none"] = "none"
+    """Data-parallel training (torch DistributedDataParallel): `processes` ranks, each
+    training on an equal share of every batch and of the data."""
+
+    strategy: Literal["none", "ddp"] = "none"
+    processes: int = Field(
+        1, ge=1, le=MAX_PROCESSES, description="Ranks on each worker (one per GPU on cuda)."
+    )
+    nodes: int = Field(
+        1, ge=1, le=MAX_NODES, description="Workers that train the job together (a gang)."
+    )
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="auto: nccl on cuda, gloo on cpu."
+    )
+
+    @model_validator(mode="after")
+    def _options_need_ddp(self) -> Self:
+        if self.strategy == "none" and (
+            self.processes != 1 or self.nodes != 1 or self.backend != "auto"
+        ):
+            raise ValueError('processes, nodes and backend need strategy "ddp"')
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.processes * self.nodes if self.strategy == "ddp" else 1
 
 
 class Resources(Strict):
@@ -385,6 +411,24 @@ class JobSpec(Strict):
         if isinstance(value, str) and not (len(value) <= 64 and re.fullmatch(ID_PATTERN, value)):
             raise ValueError('must be a dataset id, "synthetic" or a synthetic dataset object')
         return value
+
+    @model_validator(mode="after")
+    def _batch_splits_across_ranks(self) -> Self:
+        # batch_size is the global batch, so a DDP job is comparable to its one-process twin.
+        ranks, batch = self.distributed.world_size, self.training.batch_size
+        if batch == "auto" and ranks > 1:
+            # Each rank would measure its own answer; ranks must agree on every step.
+            raise ValueError(
+                'training.batch_size "auto" is for one process: give a DDP job a number'
+            )
+        if isinstance(batch, int) and batch % ranks:
+            raise ValueError(
+                f"training.batch_size {batch} must divide evenly across "
+                f"{ranks} distributed processes"
+            )
+        if self.distributed.backend == "nccl" and self.resources.device == "cpu":
+            raise ValueError('distributed.backend "nccl" needs resources.device "cuda" or "auto"')
+        return self
 
     @model_validator(mode="after")
     def _schedule_metric_needs_a_split(self) -> Self:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.spec.schemas import SEED_JOB_EXAMPLE
-from tests.client import error_of
+from tests.client import error_of, upload_mnist
 from tests.conftest import MNIST
 
 MNIST_IMAGES = MNIST / "t10k-images-idx3-ubyte.gz"
@@ -91,17 +91,7 @@ def job_on(dataset_id: str) -> dict[str, Any]:
 @pytest.fixture
 def mnist(client: TestClient) -> dict[str, Any]:
     """The MNIST test split, uploaded as gzip IDX files."""
-    response = client.post(
-        "/v1/datasets",
-        files={
-            "images": (MNIST_IMAGES.name, MNIST_IMAGES.read_bytes(), "application/gzip"),
-            "labels": (MNIST_LABELS.name, MNIST_LABELS.read_bytes(), "application/gzip"),
-        },
-        data={"format": "idx", "name": "mnist"},
-    )
-    assert response.status_code == 201, response.text
-    dataset: dict[str, Any] = response.json()
-    return dataset
+    return upload_mnist(client)
 
 
 @needs_mnist

@@ -155,3 +155,14 @@ def test_layers_that_cannot_train_are_422_naming_the_field(
     )
 
     assert field in fields(client.post("/v1/jobs", json=spec))
+
+
+def test_a_ddp_batch_that_does_not_split_is_422_and_stores_nothing(client: TestClient) -> None:
+    training = {**SEED_JOB_EXAMPLE["training"], "batch_size": 33}
+    spec = job(distributed={"strategy": "ddp", "processes": 2}, training=training)
+
+    response = client.post("/v1/jobs", json=spec)
+
+    assert response.status_code == 422, response.text
+    assert "batch_size 33 must divide evenly across 2" in response.json()["error"]["message"]
+    assert client.get("/v1/jobs").json()["items"] == []

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from app.spec import JobSpec
 from app.spec.schemas import OneCycleSchedule, Optimizer, Schedule, maximized
 from worker.trainer import levers
-from worker.trainer.data import Split, Splits, batches, eval_batches
+from worker.trainer.data import Split, Splits, eval_batches
+from worker.trainer.distributed import World
 from worker.trainer.nets import build_net
 from worker.trainer.optim import LrSchedule, build_optimizer
 
@@ -37,6 +38,10 @@ PRECISIONS: dict[str, torch.dtype | None] = {
 }
 # The batch a precision probe measures at when the batch size is itself `auto`.
 PRECISION_PROBE_BATCH = 256
+
+
+def compiled(net: nn.Module) -> Callable[[Tensor], Tensor]:
+    return cast(Callable[[Tensor], Tensor], torch.compile(net))
 
 
 class Diverged(Exception):
@@ -143,6 +148,7 @@ class Trainer:
         resume: dict[str, Any] | None = None,
         checkpoints: CheckpointStore | None = None,
         reported_epoch: int = 0,
+        world: World | None = None,
     ) -> None:
         self.spec = spec
         self.splits = splits
@@ -150,6 +156,8 @@ class Trainer:
         # Classification learns labels by cross-entropy; regression learns targets by MSE.
         self.loss_fn = F.mse_loss if splits.regression else F.cross_entropy
         self.device = device
+        # A plain job is a world of one; a DDP rank gets its place among the others.
+        self.world = world or World(device)
         self.emit = emit
         self.step_metric_interval_s = step_metric_interval_s
         training = spec.training
@@ -173,16 +181,23 @@ class Trainer:
                 channels_last(splits.train), splits.val and channels_last(splits.val)
             )
         self.settings = self.choose_settings(resume)
-        self.batch_size: int = self.settings["batch_size"]
-        self.steps_per_epoch: int = math.ceil(len(splits.train) / self.batch_size)
+        n_train = len(splits.train)
+        # batch_size is the global batch: each rank takes its share of every step.
+        self.batch_size: int = math.ceil(self.settings["batch_size"] / self.world.size)
+        self.steps_per_epoch: int = math.ceil(self.world.shard_size(n_train) / self.batch_size)
         self.total_steps = self.steps_per_epoch * training.epochs
         self.settings["compile"] = levers.use_compile(training.compile, device, self.total_steps)
-        self.forward: Callable[[Tensor], Tensor] = (
-            torch.compile(self.net) if self.settings["compile"] else self.net
-        )
+        compiling = self.settings["compile"]
+        # DDP goes inside torch.compile, as torch's docs ask. Evaluation runs the bare net:
+        # DDP's forward may talk to the other ranks, and ranks evaluate unequal parts.
+        trained = self.world.wrap(self.net)
+        self.forward: Callable[[Tensor], Tensor] = compiled(trained) if compiling else trained
+        self.predict: Callable[[Tensor], Tensor] = self.forward
+        if trained is not self.net:
+            self.predict = compiled(self.net) if compiling else self.net
         # Compiling happens at the first call in each mode (training, then inference).
         self.compile_pending = {"train", "eval"} if self.settings["compile"] else set()
-        optimizer_spec, schedule_spec = self.scaled_lr(self.batch_size)
+        optimizer_spec, schedule_spec = self.scaled_lr(self.settings["batch_size"])
         # Frozen parameters take no optimizer state, so they stay exactly as loaded.
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(optimizer_spec, trainable, device)
@@ -228,7 +243,8 @@ class Trainer:
         )
         started = time.perf_counter()
         cpu_bf16 = self.device.type == "cpu" and levers.cpu_has_native_bf16()
-        if training.precision == "auto" and cpu_bf16:
+        # DDP ranks do not probe: each would measure its own answer, and they must agree.
+        if training.precision == "auto" and cpu_bf16 and self.world.size == 1:
             dtype, self.probed["precision"] = levers.probe_precision(probe, nominal)
         batch_size = nominal
         if training.batch_size == "auto":
@@ -341,25 +357,28 @@ class Trainer:
         if self.clock.first_step_at is None:
             self.clock.first_step_at = time.time()
             self.clock.first_step_perf = window_started
-        for steps, (x, y) in enumerate(
-            batches(self.splits.train, self.batch_size, self.generator), start=1
-        ):
+        shard = self.world.batches(
+            self.splits.train, self.batch_size, self.generator, self.spec.training.seed, epoch
+        )
+        for steps, (x, y) in enumerate(shard, start=1):
             if self.compile_pending:
                 loss_sum += self.compiling("train", partial(self.train_step, x, y))
             else:
                 loss_sum += self.train_step(x, y)
-            samples += len(y)
+            samples += len(y) * self.world.size
             # A host-side clock check per step; the device is read only when a metric is due.
             now = time.perf_counter()
-            if now - window_started >= self.step_metric_interval_s and epoch > self.reported_epoch:
-                total = float(loss_sum.item())
+            due = now - window_started >= self.step_metric_interval_s
+            if self.world.step_metric_due(steps, due) and epoch > self.reported_epoch:
+                total = float(self.world.mean(loss_sum.clone()).item())
                 self.emit_step_metric(
                     epoch,
                     (total - read_sum) / (steps - read_steps),
                     (samples - read_samples) / (now - window_started),
                 )
                 read_sum, read_steps, read_samples, window_started = total, steps, samples, now
-        mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
+        # The epoch's one sync: the mean of every rank's mean batch loss.
+        mean_loss = float(self.world.mean(loss_sum).item()) / self.steps_per_epoch
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
 
@@ -432,12 +451,13 @@ class Trainer:
             return {}
         started, compile_s = time.perf_counter(), self.clock.compile_s
         self.net.eval()
+        part = self.world.part(val)
         loss_sum = torch.zeros((), device=self.device)
         # Classification: correct predictions; regression: the sum of absolute errors.
         score = torch.zeros((), device=self.device)
-        for x, y in eval_batches(val, EVAL_BATCH):
+        for x, y in eval_batches(part, EVAL_BATCH):
             with self.autocast():
-                out = self.compiling("eval", partial(self.forward, x)).float()
+                out = self.compiling("eval", partial(self.predict, x)).float()
             if self.splits.regression:
                 # Per-sample MSE summed, so val_loss is the mean over samples like train_loss.
                 loss_sum += F.mse_loss(out, y, reduction="sum") / y.shape[1]
@@ -446,7 +466,9 @@ class Trainer:
                 loss_sum += F.cross_entropy(out, y, reduction="sum")
                 score += (out.argmax(dim=1) == y).sum()
         name = "val_mae" if self.splits.regression else "val_accuracy"
-        metrics = {"val_loss": loss_sum.item() / len(val), name: score.item() / len(val)}
+        # Summed over the ranks' parts, so every rank holds the same metrics and decisions.
+        loss, total = self.world.sum(torch.stack([loss_sum, score])).tolist()
+        metrics = {"val_loss": loss / len(val), name: total / len(val)}
         self.clock.eval_s += time.perf_counter() - started - (self.clock.compile_s - compile_s)
         return metrics
 
@@ -466,6 +488,7 @@ class Trainer:
             "stopped": stopped,
             "settings": self.settings,
             "peak_memory_mb": peak_memory_mb(self.device),
+            "world_size": self.world.size,
         }
 
     def timings(self, claimed_at: float) -> dict[str, Any]:

@@ -21,8 +21,9 @@ import torch
 from app.ids import new_id
 from app.spec import JobSpec, SyntheticData
 from app.storage import Storage
-from worker.trainer import checkpoints, data
-from worker.trainer.loop import Trainer, WarmStart, pick_device
+from worker.trainer import checkpoints, data, distributed
+from worker.trainer.distributed import World
+from worker.trainer.loop import Emit, Trainer, WarmStart, pick_device
 
 
 class Events:
@@ -71,59 +72,14 @@ def probed_message(trainer: Trainer) -> str:
 
 
 def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
-    """Train the payload's job; the process's exit status."""
+    """Train the payload's job, in this process or in its DDP ranks; the exit status."""
     emit = Events(send)
     try:
         spec = JobSpec.model_validate(payload["spec"])
-        if spec.resources.threads is not None:
-            torch.set_num_threads(spec.resources.threads)
-        device = pick_device(spec.resources.device)
-        if isinstance(spec.dataset, SyntheticData):
-            x, y = data.synthetic_arrays(spec.dataset)
+        if spec.distributed.world_size > 1:
+            distributed.launch(payload, spec, emit, fit)
         else:
-            x, y = data.stored_arrays(Path(payload["dataset_path"]))
-        training = spec.training
-        val_path = payload.get("val_dataset_path")
-        splits = data.prepare(
-            x,
-            y,
-            val_fraction=training.split_fraction,
-            seed=training.seed,
-            normalize=training.normalize,
-            device=device,
-            val=data.stored_arrays(Path(val_path)) if val_path else None,
-        )
-        emit(
-            "log",
-            {"level": "info", "message": f"training on {device} with {len(splits.train)} samples"},
-        )
-        warm_start, resume = starting_point(payload)
-        trainer = Trainer(
-            spec,
-            splits,
-            device,
-            emit,
-            step_metric_interval_s=payload["step_metric_interval_s"],
-            flops_per_sample=payload.get("flops_per_sample"),
-            reported_epoch=payload.get("reported_epoch", 0),
-            warm_start=warm_start,
-            resume=resume,
-            checkpoints=DirectoryStore(Path(payload["artifacts_dir"]), payload["checkpoint_dir"]),
-        )
-        if trainer.probed:
-            emit("log", {"level": "info", "message": probed_message(trainer), **trainer.probed})
-        if resume is not None:
-            message = f"resumed after epoch {resume['epoch']} (step {resume['step']})"
-            emit("log", {"level": "info", "message": message})
-        elif warm_start is not None:
-            start = payload["start"]
-            loaded, frozen = len(warm_start.weights), warm_start.freeze
-            message = f"warm start from {start['checkpoint']}: {loaded} tensors loaded" + (
-                f", frozen {', '.join(frozen)}" if frozen else ""
-            )
-            emit("log", {"level": "info", "message": message, "warm_start": payload["warm_start"]})
-        result = trainer.run()
-        emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})
+            fit(payload, emit, World(pick_device(spec.resources.device)))
     except Exception as error:
         emit(
             "error",
@@ -131,3 +87,63 @@ def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
         )
         return 1
     return 0
+
+
+def fit(payload: dict[str, Any], emit: Emit, world: World) -> None:
+    """Train the job as `world`'s rank, to its result event; raises on the job's failure."""
+    spec = JobSpec.model_validate(payload["spec"])
+    if spec.resources.threads is not None:
+        torch.set_num_threads(spec.resources.threads)  # per rank, in a DDP job
+    device = world.device
+    if isinstance(spec.dataset, SyntheticData):
+        x, y = data.synthetic_arrays(spec.dataset)
+    else:
+        x, y = data.stored_arrays(Path(payload["dataset_path"]))
+    training = spec.training
+    val_path = payload.get("val_dataset_path")
+    splits = data.prepare(
+        x,
+        y,
+        val_fraction=training.split_fraction,
+        seed=training.seed,
+        normalize=training.normalize,
+        device=device,
+        val=data.stored_arrays(Path(val_path)) if val_path else None,
+    )
+    emit(
+        "log",
+        {"level": "info", "message": f"training on {device} with {len(splits.train)} samples"},
+    )
+    warm_start, resume = starting_point(payload)
+    trainer = Trainer(
+        spec,
+        splits,
+        device,
+        emit,
+        step_metric_interval_s=payload["step_metric_interval_s"],
+        flops_per_sample=payload.get("flops_per_sample"),
+        reported_epoch=payload.get("reported_epoch", 0),
+        warm_start=warm_start,
+        resume=resume,
+        # Rank 0 alone writes checkpoints: the weights are the same on every rank.
+        checkpoints=(
+            DirectoryStore(Path(payload["artifacts_dir"]), payload["checkpoint_dir"])
+            if world.leader
+            else None
+        ),
+        world=world,
+    )
+    if trainer.probed:
+        emit("log", {"level": "info", "message": probed_message(trainer), **trainer.probed})
+    if resume is not None:
+        message = f"resumed after epoch {resume['epoch']} (step {resume['step']})"
+        emit("log", {"level": "info", "message": message})
+    elif warm_start is not None:
+        start = payload["start"]
+        loaded, frozen = len(warm_start.weights), warm_start.freeze
+        message = f"warm start from {start['checkpoint']}: {loaded} tensors loaded" + (
+            f", frozen {', '.join(frozen)}" if frozen else ""
+        )
+        emit("log", {"level": "info", "message": message, "warm_start": payload["warm_start"]})
+    result = trainer.run()
+    emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})

@@ -411,3 +411,71 @@ def test_synthetic_input_shape_with_bad_rank_or_dimension_is_rejected(
 
 def test_init_other_than_none_is_rejected() -> None:
     assert rejected_locs(seed_job(init="ckpt_123")) == [("init",)]
+
+
+def test_ddp_spec_validates_with_its_world_size() -> None:
+    spec = JobSpec.model_validate(
+        seed_job(distributed={"strategy": "ddp", "processes": 4, "backend": "gloo"})
+    )
+
+    assert spec.distributed.world_size == 4
+    assert JobSpec.model_validate(seed_job()).distributed.world_size == 1
+
+
+@pytest.mark.parametrize("batch_size", [30, 33])
+def test_ddp_batch_size_that_does_not_split_across_processes_is_rejected(batch_size: int) -> None:
+    job = seed_job(
+        distributed={"strategy": "ddp", "processes": 4},
+        training=seed_training(batch_size=batch_size),
+    )
+
+    errors = rejected(job)
+
+    assert len(errors) == 1
+    assert f"batch_size {batch_size} must divide evenly across 4" in errors[0][2]
+
+
+def test_ddp_full_batch_is_accepted() -> None:
+    job = seed_job(
+        distributed={"strategy": "ddp", "processes": 3}, training=seed_training(batch_size="full")
+    )
+
+    assert JobSpec.model_validate(job).distributed.processes == 3
+
+
+@pytest.mark.parametrize(
+    "distributed",
+    [
+        {"strategy": "none", "processes": 2},
+        {"strategy": "none", "backend": "gloo"},
+        {"strategy": "ddp", "processes": 0},
+        {"strategy": "ddp", "processes": 65},
+        {"strategy": "ddp", "backend": "mpi"},
+        {"strategy": "fsdp"},
+    ],
+)
+def test_distributed_options_outside_ddp_or_range_are_rejected(
+    distributed: dict[str, Any],
+) -> None:
+    assert rejected_locs(seed_job(distributed=distributed))
+
+
+def test_nccl_on_cpu_is_rejected() -> None:
+    job = seed_job(
+        distributed={"strategy": "ddp", "processes": 2, "backend": "nccl"},
+        resources={"device": "cpu"},
+    )
+
+    assert "nccl" in rejected(job)[0][2]
+
+
+def test_ddp_batch_size_auto_is_rejected() -> None:
+    job = seed_job(
+        distributed={"strategy": "ddp", "processes": 2},
+        training=seed_training(batch_size="auto"),
+    )
+
+    errors = rejected(job)
+
+    assert len(errors) == 1
+    assert 'batch_size "auto" is for one process' in errors[0][2]
