@@ -5,12 +5,16 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.broker import Dispatcher
 from app.config import Settings
 from app.events.notify import Notifier, SeqWatch
+from app.keys import service as keys
+from app.keys.schemas import Caller
+from app.limits import RateLimiter, check_rate
 from app.storage import Storage
 
 
@@ -25,6 +29,8 @@ class Services:
     dispatcher: Dispatcher
     notifier: Notifier
     seq_watch: SeqWatch
+    secrets: keys.ServerSecrets
+    rate_limiter: RateLimiter
 
 
 def get_services(request: Request) -> Services:
@@ -45,3 +51,26 @@ def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterato
 ServicesDep = Annotated[Services, Depends(get_services)]
 WsServicesDep = Annotated[Services, Depends(get_ws_services)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# Declares the scheme in the OpenAPI document (the console's Authorize button); the
+# answer to a missing or wrong key is ours (401), not FastAPI's.
+bearer = HTTPBearer(auto_error=False, description="A tenant's key (taas_...) or the admin token.")
+
+
+def get_caller(
+    services: ServicesDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """Who sends the request (401 without a valid key), within its tenant's request rate."""
+    if credentials is None:
+        raise keys.Unauthorized("send Authorization: Bearer <key>")
+    caller = keys.authenticate(
+        session=session, secrets=services.secrets, token=credentials.credentials
+    )
+    check_rate(services.rate_limiter, caller.tenant)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

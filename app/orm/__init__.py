@@ -5,6 +5,7 @@ from app.orm.checkpoints import Checkpoint
 from app.orm.datasets import Dataset
 from app.orm.events import Event
 from app.orm.jobs import Job, JobTag
+from app.orm.keys import ApiKey
 from app.orm.workers import Worker
 
-__all__ = ["Base", "Checkpoint", "Dataset", "Event", "Job", "JobTag", "Worker"]
+__all__ = ["ApiKey", "Base", "Checkpoint", "Dataset", "Event", "Job", "JobTag", "Worker"]
