@@ -45,6 +45,23 @@ def _env(data_dir: Path | None) -> dict[str, str]:
     return env
 
 
+def _token() -> str | None:
+    """The key the `taas` command sends: TAAS_TOKEN (a tenant's key), else the admin token
+    from TAAS_ADMIN_TOKEN or the data dir where `taas up` keeps it."""
+    from app.keys.service import admin_token_path
+
+    token = os.environ.get("TAAS_TOKEN") or os.environ.get("TAAS_ADMIN_TOKEN")
+    if token:
+        return token
+    kept = admin_token_path(Path(os.environ.get("TAAS_DATA_DIR", ".taas")))
+    return kept.read_text().strip() if kept.is_file() else None
+
+
+def _auth_headers() -> dict[str, str]:
+    token = _token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _migrate(data_dir: Path | None) -> None:
     from app.migrate import upgrade
 
@@ -62,6 +79,7 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TAAS_DATA_DIR"] = str(data_dir.resolve())
     _migrate(data_dir)
+    _announce_admin_token(data_dir)
     env = _env(data_dir)
     api = subprocess.Popen(
         [
@@ -105,6 +123,21 @@ def up(
     raise typer.Exit(code)
 
 
+def _announce_admin_token(data_dir: Path) -> None:
+    """Make the admin token (and the keys' secret) before the API starts; print a new
+    token once. The `taas` command finds it in the data dir."""
+    from app.keys.service import admin_token_path, server_secrets
+
+    settings = Settings(data_dir=data_dir)
+    if settings.admin_token is not None:
+        return
+    path = admin_token_path(data_dir)
+    new = not path.exists()
+    token = server_secrets(settings).admin_token
+    if new:
+        console.print(f"admin token (shown once; kept in {path}): {token}")
+
+
 @cli.command()
 def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Run the API alone (the full stack runs workers separately)."""
@@ -127,7 +160,7 @@ def migrate(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
 
 
 def _client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=60)
+    return httpx.Client(base_url=url, timeout=60, headers=_auth_headers())
 
 
 def _check(response: httpx.Response) -> Any:
@@ -180,7 +213,9 @@ def follow(job_id: str, after: int = 0, url: Url = DEFAULT_URL) -> None:
         deadline = time.monotonic() + RECONNECT_S
         while status not in TERMINAL and time.monotonic() < deadline:
             try:
-                with connect(f"{ws_url}?after={after}") as socket:
+                with connect(
+                    f"{ws_url}?after={after}", additional_headers=_auth_headers()
+                ) as socket:
                     for raw in socket:
                         event = json.loads(raw)
                         after = event["seq"]

@@ -74,3 +74,34 @@ def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+# Browsers cannot set headers on a websocket: they offer this subprotocol followed by the
+# key, `new WebSocket(url, ["taas.bearer", key])`, and the server accepts with this one.
+WS_BEARER_PROTOCOL = "taas.bearer"
+
+
+def websocket_credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The token a websocket client sent (header or subprotocol) and the subprotocol to
+    accept with; never from the URL, where proxies and logs would keep it."""
+    offered: list[str] = websocket.scope.get("subprotocols", [])
+    if WS_BEARER_PROTOCOL in offered:
+        position = offered.index(WS_BEARER_PROTOCOL) + 1
+        return (offered[position] if position < len(offered) else None), WS_BEARER_PROTOCOL
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None, None
+
+
+def websocket_caller(services: Services, token: str | None) -> Caller:
+    """Who opens a stream, as get_caller decides for a request (raises its errors)."""
+    if token is None:
+        raise keys.Unauthorized("send Authorization: Bearer <key>")
+    with services.sessions() as session:
+        caller = keys.authenticate(session=session, secrets=services.secrets, token=token)
+    check_rate(services.rate_limiter, caller.tenant)
+    return caller
+
+
+def key_is_active(services: Services, key_id: str) -> bool:
+    with services.sessions() as session:
+        return keys.is_active(session=session, key_id=key_id)

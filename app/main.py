@@ -30,6 +30,9 @@ from app.jobs.router import router as jobs_router
 from app.keys import service as keys
 from app.keys.router import router as keys_router
 from app.limits import (
+    FORM_FIELD_BYTES_MAX,
+    FORM_FIELDS_MAX,
+    FORM_FILES_MAX,
     BodyLimit,
     BodyTooLarge,
     LocalRateLimiter,

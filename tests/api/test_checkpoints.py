@@ -31,6 +31,7 @@ from app.main import create_app
 from app.orm import Checkpoint
 from app.orm.base import utcnow
 from tests.client import error_of, small_job
+from tests.conftest import ADMIN_HEADERS
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -108,7 +109,7 @@ def assert_nothing_stored(client: TestClient, settings: Settings) -> None:
 @pytest.fixture
 def small_limit_client(settings: Settings) -> Iterator[TestClient]:
     limited = settings.model_copy(update={"max_upload_bytes": SMALL_LIMIT})
-    with TestClient(create_app(limited)) as client:
+    with TestClient(create_app(limited), headers=ADMIN_HEADERS) as client:
         yield client
 
 
