@@ -405,6 +405,7 @@ def test_upload_refuses_a_stream_of_unknown_size_as_soon_as_it_passes_the_limit(
         service.upload(
             session=session,
             storage=services.storage,
+            tenant="admin",
             stream=stream,
             size=None,
             name="weights",
@@ -501,6 +502,7 @@ def job_checkpoint(job_id: str, epoch: int | None, *, age_s: float = 0) -> Check
     checkpoint_id = f"ckpt_{job_id[-8:]}{epoch if epoch is not None else 'final'}"
     return Checkpoint(
         id=checkpoint_id,
+        tenant="admin",  # the `client` fixture's tenant
         job_id=job_id,
         name=f"epoch {epoch}" if epoch is not None else "final",
         kind="epoch" if epoch is not None else "final",
