@@ -108,9 +108,12 @@ def test_a_browser_sends_its_key_as_a_websocket_subprotocol(client: TestClient) 
         assert socket.accepted_subprotocol == WS_BEARER_PROTOCOL
         assert socket.receive_json()["data"]["status"] == "queued"
 
-    with client.websocket_connect(url, subprotocols=[WS_BEARER_PROTOCOL, "taas_x"]) as socket:
-        with pytest.raises(WebSocketDisconnect) as closed:
-            socket.receive_json()
+    wrong = [WS_BEARER_PROTOCOL, "taas_x"]
+    with (
+        client.websocket_connect(url, subprotocols=wrong) as socket,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        socket.receive_json()
     assert closed.value.code == 4401
 
 
