@@ -25,6 +25,7 @@ from app.main import create_app
 from tests.client import bearer, new_key
 from tests.conftest import ADMIN_HEADERS
 
+pytestmark = pytest.mark.usefixtures("backend")
 FUZZ_EXAMPLES = int(os.environ.get("TAAS_FUZZ_EXAMPLES", "8"))
 CHECKS = [
     not_a_server_error,
