@@ -28,6 +28,8 @@ datasets_cli = typer.Typer(help="Upload and list datasets.", no_args_is_help=Tru
 cli.add_typer(datasets_cli, name="datasets")
 checkpoints_cli = typer.Typer(help="Upload, describe and download weights.", no_args_is_help=True)
 cli.add_typer(checkpoints_cli, name="checkpoints")
+keys_cli = typer.Typer(help="Create, list and revoke tenants' keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
 console = Console()
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -43,6 +45,23 @@ def _env(data_dir: Path | None) -> dict[str, str]:
     if data_dir is not None:
         env["TAAS_DATA_DIR"] = str(data_dir.resolve())
     return env
+
+
+def _token() -> str | None:
+    """The key the `taas` command sends: TAAS_TOKEN (a tenant's key), else the admin token
+    from TAAS_ADMIN_TOKEN or the data dir where `taas up` keeps it."""
+    from app.keys.service import admin_token_path
+
+    token = os.environ.get("TAAS_TOKEN") or os.environ.get("TAAS_ADMIN_TOKEN")
+    if token:
+        return token
+    kept = admin_token_path(Path(os.environ.get("TAAS_DATA_DIR", ".taas")))
+    return kept.read_text().strip() if kept.is_file() else None
+
+
+def _auth_headers() -> dict[str, str]:
+    token = _token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _migrate(data_dir: Path | None) -> None:
@@ -62,6 +81,7 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TAAS_DATA_DIR"] = str(data_dir.resolve())
     _migrate(data_dir)
+    _announce_admin_token(data_dir)
     env = _env(data_dir)
     api = subprocess.Popen(
         [
@@ -105,6 +125,21 @@ def up(
     raise typer.Exit(code)
 
 
+def _announce_admin_token(data_dir: Path) -> None:
+    """Make the admin token (and the keys' secret) before the API starts; print a new
+    token once. The `taas` command finds it in the data dir."""
+    from app.keys.service import admin_token_path, server_secrets
+
+    settings = Settings(data_dir=data_dir)
+    if settings.admin_token is not None:
+        return
+    path = admin_token_path(data_dir)
+    new = not path.exists()
+    token = server_secrets(settings).admin_token
+    if new:
+        console.print(f"admin token (shown once; kept in {path}): {token}")
+
+
 @cli.command()
 def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Run the API alone (the full stack runs workers separately)."""
@@ -127,7 +162,7 @@ def migrate(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
 
 
 def _client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=60)
+    return httpx.Client(base_url=url, timeout=60, headers=_auth_headers())
 
 
 def _check(response: httpx.Response) -> Any:
@@ -180,7 +215,9 @@ def follow(job_id: str, after: int = 0, url: Url = DEFAULT_URL) -> None:
         deadline = time.monotonic() + RECONNECT_S
         while status not in TERMINAL and time.monotonic() < deadline:
             try:
-                with connect(f"{ws_url}?after={after}") as socket:
+                with connect(
+                    f"{ws_url}?after={after}", additional_headers=_auth_headers()
+                ) as socket:
                     for raw in socket:
                         event = json.loads(raw)
                         after = event["seq"]
@@ -359,6 +396,35 @@ def checkpoints_download(
 ) -> None:
     """Download a checkpoint's weights (safetensors)."""
     _download(f"/v1/checkpoints/{checkpoint_id}/download", output, url)
+
+
+@keys_cli.command("create")
+def keys_create(
+    tenant: str,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "key",
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Create a key for TENANT (admin token only); prints it, the only time it is shown."""
+    with _client(url) as client:
+        key = _check(client.post("/v1/keys", json={"tenant": tenant, "name": name}))
+    console.print_json(data=key)
+
+
+@keys_cli.command("list")
+def keys_list(url: Url = DEFAULT_URL) -> None:
+    """List keys (the admin sees every tenant's), without the keys themselves."""
+    with _client(url) as client:
+        console.print_json(data=_check(client.get("/v1/keys")))
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str, url: Url = DEFAULT_URL) -> None:
+    """Revoke a key: refused from the next request on."""
+    with _client(url) as client:
+        response = client.delete(f"/v1/keys/{key_id}")
+        if response.status_code != 204:
+            _check(response)
+    console.print(f"revoked {key_id}")
 
 
 def main() -> None:

@@ -45,6 +45,36 @@ class Settings(BaseSettings):
     )
     page_size_max: int = Field(200, gt=0)
 
+    # Keys and tenants. Unset, both come from files in the data dir, written on first use,
+    # so `taas up` and the `taas` command share them (see app/keys/secrets.py).
+    admin_token: str | None = Field(
+        None, min_length=16, description="Acts as the tenant `admin` and creates keys."
+    )
+    secret_key: str | None = Field(
+        None, min_length=16, description="Server secret of the keys' HMAC-SHA-256."
+    )
+    key_check_s: float = Field(
+        2.0, gt=0, description="An open stream re-checks that its key is not revoked this often."
+    )
+
+    # Limits: sane for one machine, raise them for a shared one.
+    max_json_bytes: int = Field(1024 * 1024, gt=0, description="Largest JSON request body.")
+    rate_per_s: float = Field(50.0, gt=0, description="A tenant's sustained requests per second.")
+    rate_burst: int = Field(200, gt=0, description="Requests a tenant may make at once.")
+    max_queued_jobs: int = Field(100, gt=0, description="Queued jobs per tenant.")
+    max_running_jobs: int = Field(4, gt=0, description="Running jobs per tenant.")
+    max_epochs: int = Field(10_000, gt=0, description="Epochs per job.")
+    max_params: int = Field(100_000_000, gt=0, description="Trainable parameters per job.")
+    max_dataset_bytes: int = Field(
+        4 * 1024**3, gt=0, description="Bytes of a dataset's arrays, uploaded or synthetic."
+    )
+    max_runtime_s: float = Field(
+        24 * 3600.0, gt=0, description="A running job is stopped with reason timeout after this."
+    )
+    idempotency_ttl_s: float = Field(
+        24 * 3600.0, gt=0, description="How long an Idempotency-Key returns the same job."
+    )
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'taas.db').resolve()}"

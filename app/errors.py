@@ -1,5 +1,6 @@
 """Domain errors: each carries its HTTP status and a stable code; one handler renders them."""
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,6 +24,7 @@ class AppError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(AppError):
@@ -89,3 +91,17 @@ class InvalidCursor(AppError):
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "unavailable"
+
+
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+
+
+class TooManyJobs(AppError):
+    status_code = 429
+    code = "too_many_jobs"

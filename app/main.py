@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
@@ -27,6 +28,18 @@ from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
 from app.jobs.router import router as jobs_router
+from app.keys import service as keys
+from app.keys.router import router as keys_router
+from app.limits import (
+    FORM_FIELD_BYTES_MAX,
+    FORM_FIELDS_MAX,
+    FORM_FILES_MAX,
+    BodyLimit,
+    BodyTooLarge,
+    LocalRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from app.models.router import router as models_router
 from app.orm import Job
 from app.spec.layers import LAYER_TYPES
@@ -58,6 +71,42 @@ def field_path(loc: Sequence[Any], *, unknown_field: bool = False) -> str:
     return path or (str(loc[0]) if loc else "body")
 
 
+class ErrorDetailOut(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable, machine-readable: job_not_found, rate_limited, ...")
+    message: str
+    details: list[ErrorDetailOut] = Field(description="Per field, for validation errors.")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API."""
+
+    error: ErrorInfo
+
+
+# The answers any /v1 route may give besides its own: in the OpenAPI document, so clients
+# and the schema fuzzer know them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "Malformed request.",
+        401: "No key, or an unknown or revoked one.",
+        403: "The key may not do this.",
+        404: "No such object for this tenant.",
+        409: "Conflicts with the object's state.",
+        410: "The object's file is gone.",
+        413: "The body is over its limit.",
+        422: "Invalid input, with the field that is wrong.",
+        429: "Over the tenant's rate or job caps; see Retry-After.",
+        503: "The database is unavailable.",
+    }.items()
+}
+
+
 def error_body(code: str, message: str, details: Iterable[ErrorDetail] = ()) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": [d.as_json() for d in details]}}
 
@@ -82,13 +131,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, error: AppError) -> JSONResponse:
         body = error_body(error.code, error.message, error.details)
-        return JSONResponse(body, status_code=error.status_code)
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         details = validation_details(error)
         message = "; ".join(f"{d.field}: {d.message}" for d in details[:5]) or "invalid request"
         return JSONResponse(error_body("validation_error", message, details), status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(error.body(), status_code=413)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
@@ -147,6 +200,14 @@ class JobCollector(Collector):
         yield gauge
 
 
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisRateLimiter(
+            settings.redis_url, settings.task_queue, settings.rate_per_s, settings.rate_burst
+        )
+    return LocalRateLimiter(settings.rate_per_s, settings.rate_burst)
+
+
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings)
     sessions = make_session_factory(engine)
@@ -158,6 +219,8 @@ def build_services(settings: Settings) -> Services:
         storage=Storage(settings.artifacts_dir),
         dispatcher=Dispatcher(settings),
         notifier=make_notifier(settings.redis_url),
+        secrets=keys.server_secrets(settings),
+        rate_limiter=make_rate_limiter(settings),
     )
 
 
@@ -175,18 +238,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Training as a service: submit a PyTorch training job, watch it train, fast.",
         lifespan=lifespan,
+        form_limits={
+            "max_fields": FORM_FIELDS_MAX,
+            "max_files": FORM_FILES_MAX,
+            "max_part_size": FORM_FIELD_BYTES_MAX,
+        },
     )
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RejectNul)
+    app.add_middleware(
+        BodyLimit, json_bytes=settings.max_json_bytes, upload_bytes=settings.max_upload_bytes
+    )
     for router in (
+        keys_router,
         jobs_router,
         datasets_router,
         checkpoints_router,
         models_router,
         workers_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     registry = CollectorRegistry()
     registry.register(JobCollector(services))

@@ -35,6 +35,10 @@ REDIS_URL = os.environ.get("TAAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Short enough that tests see heartbeats and housekeeping quickly.
 TEST_HEARTBEAT_S = 0.5
 WORKER_READY_TIMEOUT_S = 60.0
+# Every test app has these; `client` acts as the tenant `admin`.
+ADMIN_TOKEN = "taas_test_admin_token_0123456789"
+SECRET_KEY = "test-secret-key-0123456789"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def stack_unavailable(reason: str) -> None:
@@ -103,15 +107,23 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
             redis_url=request.getfixturevalue("redis_url"),
             task_queue=queue,
             heartbeat_s=TEST_HEARTBEAT_S,
+            admin_token=ADMIN_TOKEN,
+            secret_key=SECRET_KEY,
         )
-    settings = Settings(data_dir=tmp_path, task_queue=queue, heartbeat_s=TEST_HEARTBEAT_S)
+    settings = Settings(
+        data_dir=tmp_path,
+        task_queue=queue,
+        heartbeat_s=TEST_HEARTBEAT_S,
+        admin_token=ADMIN_TOKEN,
+        secret_key=SECRET_KEY,
+    )
     upgrade(settings)
     return settings
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), headers=ADMIN_HEADERS) as test_client:
         yield test_client
 
 
@@ -124,6 +136,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "TAAS_TASK_QUEUE": settings.task_queue,
             "TAAS_HEARTBEAT_S": str(settings.heartbeat_s),
             "TAAS_LEASE_TTL_S": str(settings.lease_ttl_s),
+            "TAAS_MAX_RUNTIME_S": str(settings.max_runtime_s),
+            "TAAS_MAX_RUNNING_JOBS": str(settings.max_running_jobs),
         }
     )
     env.pop("TAAS_REDIS_URL", None)

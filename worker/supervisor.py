@@ -55,6 +55,7 @@ class Outcome:
     error: str | None = None
     cancelled: bool = False
     lost: bool = False
+    timed_out: bool = False
     pending: list[NewEvent] = field(default_factory=list)
 
 
@@ -76,6 +77,7 @@ class Supervisor:
                 job_id=job_id,
                 worker=self.worker_id,
                 lease_ttl_s=self.settings.lease_ttl_s,
+                max_running=self.settings.max_running_jobs,
             )
         if claim is None:
             logger.info("job %s is not queued (claimed elsewhere, cancelled or gone)", job_id)
@@ -87,12 +89,13 @@ class Supervisor:
         finally:
             self.current_job = None
 
-    def dataset_path(self, dataset_id: str | None) -> str | None:
+    def dataset_path(self, dataset_id: str | None, tenant: str) -> str | None:
         if dataset_id is None:
             return None
         with self.sessions() as session:
             dataset = session.get(Dataset, dataset_id)
-        if dataset is None:
+        # Re-checked here, not only at submit: a job reads only its own tenant's data.
+        if dataset is None or dataset.tenant != tenant:
             raise InputGone(f"dataset {dataset_id} was deleted")
         return str(self.storage.path(dataset.path))
 
@@ -101,7 +104,9 @@ class Supervisor:
             with self.sessions() as session:
                 start = jobs.start_point(session=session, claim=claim)
                 reported = jobs.reported_epoch(session=session, claim=claim)
-                warm_start = jobs.get(session=session, job_id=claim.job_id).warm_start
+                warm_start = jobs.get(
+                    session=session, job_id=claim.job_id, tenant=claim.tenant
+                ).warm_start
         except CheckpointNotFound as error:
             raise InputGone(f"the job's warm start is gone: {error.message}") from error
         return {
@@ -114,8 +119,10 @@ class Supervisor:
             "attempt": claim.attempt,
             "spec": claim.spec,
             "flops_per_sample": claim.flops_per_sample,
-            "dataset_path": self.dataset_path(claim.dataset_id),
-            "val_dataset_path": self.dataset_path(claim.spec["training"].get("val_dataset")),
+            "dataset_path": self.dataset_path(claim.dataset_id, claim.tenant),
+            "val_dataset_path": self.dataset_path(
+                claim.spec["training"].get("val_dataset"), claim.tenant
+            ),
             "claimed_at": claim.claimed_at.timestamp(),
             "step_metric_interval_s": self.settings.step_metric_interval_s,
         }
@@ -137,7 +144,7 @@ class Supervisor:
         process.start()
         trainer_end.close()  # the trainer holds the only writer: its exit is our EOF
         outcome = Outcome()
-        last_flush = last_tick = time.monotonic()
+        started = last_flush = last_tick = time.monotonic()
         open_pipe = True
         try:
             while open_pipe:
@@ -153,7 +160,8 @@ class Supervisor:
                 if now - last_tick >= TICK_S:
                     last_tick = now
                     self.tick(claim, outcome)
-                    if outcome.cancelled or outcome.lost:
+                    outcome.timed_out = now - started >= self.settings.max_runtime_s
+                    if outcome.cancelled or outcome.lost or outcome.timed_out:
                         break
         finally:
             events.close()
@@ -162,7 +170,8 @@ class Supervisor:
             stop(process)
         if outcome.pending and not outcome.lost:
             self.flush(claim, outcome)
-        if process.exitcode not in (0, None) and outcome.error is None and not outcome.cancelled:
+        stopped = outcome.cancelled or outcome.timed_out
+        if process.exitcode not in (0, None) and outcome.error is None and not stopped:
             outcome.error = describe_exit(process.exitcode)
         return outcome
 
@@ -210,6 +219,9 @@ class Supervisor:
             return  # someone else owns the job now; nothing of ours may be written
         if outcome.cancelled:
             status, reason = "cancelled", "cancelled"
+        elif outcome.timed_out:
+            # Its epoch checkpoints stay: POST /v1/jobs/{id}/resume continues from the last.
+            status, reason = "failed", "timeout"
         elif outcome.error is None and outcome.result is not None:
             status, reason = "succeeded", str(outcome.result.get("stopped", "completed"))
         else:

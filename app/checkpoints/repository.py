@@ -9,10 +9,15 @@ def get(session: Session, checkpoint_id: str) -> Checkpoint | None:
 
 
 def page(
-    session: Session, *, job_id: str | None, after: str | None, limit: int
+    session: Session, *, tenant: str, job_id: str | None, after: str | None, limit: int
 ) -> list[Checkpoint]:
     """Newest first; ids are time-ordered, so the cursor is the last id of the previous page."""
-    statement = select(Checkpoint).order_by(Checkpoint.id.desc()).limit(limit)
+    statement = (
+        select(Checkpoint)
+        .where(Checkpoint.tenant == tenant)
+        .order_by(Checkpoint.id.desc())
+        .limit(limit)
+    )
     if job_id is not None:
         statement = statement.where(Checkpoint.job_id == job_id)
     if after:

@@ -5,7 +5,7 @@ from fastapi.responses import FileResponse
 
 from app.checkpoints import service
 from app.checkpoints.schemas import CheckpointOut, CheckpointPage
-from app.deps import ServicesDep, SessionDep
+from app.deps import CallerDep, ServicesDep, SessionDep
 from app.spec.schemas import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
@@ -15,6 +15,7 @@ SAFETENSORS_MEDIA_TYPE = "application/octet-stream"
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CheckpointOut)
 def upload_checkpoint(
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     file: Annotated[
@@ -26,6 +27,7 @@ def upload_checkpoint(
     checkpoint = service.upload(
         session=session,
         storage=services.storage,
+        tenant=caller.tenant,
         stream=file.file,
         size=file.size,
         name=name,
@@ -36,6 +38,7 @@ def upload_checkpoint(
 
 @router.get("", response_model=CheckpointPage)
 def list_checkpoints(
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     job_id: Annotated[str | None, Query(max_length=64, description="Only this job's.")] = None,
@@ -44,15 +47,18 @@ def list_checkpoints(
 ) -> CheckpointPage:
     """List checkpoints, uploaded and saved by jobs, newest first; follow `next_cursor`."""
     limit = min(limit, services.settings.page_size_max)
-    rows = service.page(session=session, job_id=job_id, cursor=cursor, limit=limit)
+    rows = service.page(
+        session=session, tenant=caller.tenant, job_id=job_id, cursor=cursor, limit=limit
+    )
     next_cursor = rows[-1].id if len(rows) == limit else None
     return CheckpointPage(items=[service.describe(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{checkpoint_id}", response_model=CheckpointOut)
-def get_checkpoint(checkpoint_id: str, session: SessionDep) -> CheckpointOut:
+def get_checkpoint(checkpoint_id: str, caller: CallerDep, session: SessionDep) -> CheckpointOut:
     """One checkpoint: its job, epoch, metrics, tensors, parameter count, size and sha256."""
-    return service.describe(service.get(session=session, checkpoint_id=checkpoint_id))
+    checkpoint = service.get(session=session, checkpoint_id=checkpoint_id, tenant=caller.tenant)
+    return service.describe(checkpoint)
 
 
 @router.get(
@@ -61,10 +67,10 @@ def get_checkpoint(checkpoint_id: str, session: SessionDep) -> CheckpointOut:
     responses={200: {"content": {SAFETENSORS_MEDIA_TYPE: {}}}},
 )
 def download_checkpoint(
-    checkpoint_id: str, session: SessionDep, services: ServicesDep
+    checkpoint_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> FileResponse:
     """The checkpoint's weights, as a safetensors file."""
-    checkpoint = service.get(session=session, checkpoint_id=checkpoint_id)
+    checkpoint = service.get(session=session, checkpoint_id=checkpoint_id, tenant=caller.tenant)
     weights = service.weights_file(services.storage, checkpoint)
     return FileResponse(
         weights.path,

@@ -59,10 +59,10 @@ class WeightsFile:
     stat: os.stat_result
 
 
-def get(*, session: Session, checkpoint_id: str) -> Checkpoint:
-    """The checkpoint, or CheckpointNotFound."""
+def get(*, session: Session, checkpoint_id: str, tenant: str) -> Checkpoint:
+    """The tenant's checkpoint; CheckpointNotFound for a missing or another tenant's."""
     checkpoint = repository.get(session, checkpoint_id)
-    if checkpoint is None:
+    if checkpoint is None or checkpoint.tenant != tenant:
         raise CheckpointNotFound(checkpoint_id)
     return checkpoint
 
@@ -117,6 +117,7 @@ def upload(
     *,
     session: Session,
     storage: Storage,
+    tenant: str,
     stream: BinaryIO,
     size: int | None,
     name: str,
@@ -136,6 +137,7 @@ def upload(
     checkpoint_id = new_id("ckpt")
     checkpoint = Checkpoint(
         id=checkpoint_id,
+        tenant=tenant,
         job_id=None,
         name=name,
         kind=UPLOAD_KIND,
@@ -161,10 +163,10 @@ def upload(
 
 
 def page(
-    *, session: Session, job_id: str | None, cursor: str | None, limit: int
+    *, session: Session, tenant: str, job_id: str | None, cursor: str | None, limit: int
 ) -> list[Checkpoint]:
-    """Checkpoints newest first, optionally one job's, after a cursor."""
-    return repository.page(session, job_id=job_id, after=cursor, limit=limit)
+    """The tenant's checkpoints newest first, optionally one job's, after a cursor."""
+    return repository.page(session, tenant=tenant, job_id=job_id, after=cursor, limit=limit)
 
 
 def list_for_job(session: Session, job_id: str) -> list[Checkpoint]:
@@ -172,10 +174,13 @@ def list_for_job(session: Session, job_id: str) -> list[Checkpoint]:
     return repository.for_job(session, job_id)
 
 
-def record_saved(session: Session, *, job_id: str, saved: Mapping[str, Any]) -> Checkpoint:
+def record_saved(
+    session: Session, *, job_id: str, tenant: str, saved: Mapping[str, Any]
+) -> Checkpoint:
     """Record a checkpoint a job's trainer wrote: the data of its `checkpoint` event."""
     checkpoint = Checkpoint(
         id=saved["id"],
+        tenant=tenant,
         job_id=job_id,
         name=f"{saved['kind']} epoch {saved['epoch']}",
         kind=saved["kind"],

@@ -25,9 +25,11 @@ def get_for_update(session: Session, dataset_id: str) -> Dataset | None:
     return session.scalars(statement).first()
 
 
-def page(session: Session, *, after: str | None, limit: int) -> list[Dataset]:
+def page(session: Session, *, tenant: str, after: str | None, limit: int) -> list[Dataset]:
     """Newest first; ids are time-ordered, so the cursor is the last id of the previous page."""
-    statement = select(Dataset).order_by(Dataset.id.desc()).limit(limit)
+    statement = (
+        select(Dataset).where(Dataset.tenant == tenant).order_by(Dataset.id.desc()).limit(limit)
+    )
     if after:
         statement = statement.where(Dataset.id < after)
     return list(session.scalars(statement))

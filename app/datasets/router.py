@@ -5,7 +5,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from app.datasets import service
 from app.datasets.schemas import DatasetOut, DatasetPage, DatasetUpload, Format, UploadedFile
 from app.datasets.validation import Task
-from app.deps import ServicesDep, SessionDep
+from app.deps import CallerDep, ServicesDep, SessionDep
 from app.spec.schemas import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -15,6 +15,7 @@ OptionalFile = UploadFile | None
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut)
 def upload_dataset(
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     format: Annotated[
@@ -44,6 +45,7 @@ def upload_dataset(
     dataset = service.upload(
         session=session,
         storage=services.storage,
+        tenant=caller.tenant,
         upload=DatasetUpload(
             format=format,
             name=name,
@@ -53,12 +55,14 @@ def upload_dataset(
             files={k: UploadedFile(f.file, f.size) for k, f in parts.items() if f is not None},
         ),
         max_bytes=services.settings.max_upload_bytes,
+        max_dataset_bytes=services.settings.max_dataset_bytes,
     )
     return DatasetOut.model_validate(dataset)
 
 
 @router.get("", response_model=DatasetPage)
 def list_datasets(
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1)] = 50,
@@ -66,18 +70,23 @@ def list_datasets(
 ) -> DatasetPage:
     """List uploaded datasets, newest first."""
     limit = min(limit, services.settings.page_size_max)
-    rows = service.page(session=session, cursor=cursor, limit=limit)
+    rows = service.page(session=session, tenant=caller.tenant, cursor=cursor, limit=limit)
     next_cursor = rows[-1].id if len(rows) == limit else None
     return DatasetPage(items=[DatasetOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetOut:
+def get_dataset(dataset_id: str, caller: CallerDep, session: SessionDep) -> DatasetOut:
     """One dataset: samples, input shape, task, classes or targets, size and content hash."""
-    return DatasetOut.model_validate(service.get(session=session, dataset_id=dataset_id))
+    dataset = service.get(session=session, dataset_id=dataset_id, tenant=caller.tenant)
+    return DatasetOut.model_validate(dataset)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def delete_dataset(dataset_id: str, session: SessionDep, services: ServicesDep) -> None:
+def delete_dataset(
+    dataset_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> None:
     """Delete a dataset and its files (409 while a queued or running job uses it)."""
-    service.delete(session=session, storage=services.storage, dataset_id=dataset_id)
+    service.delete(
+        session=session, storage=services.storage, dataset_id=dataset_id, tenant=caller.tenant
+    )

@@ -33,15 +33,19 @@ class DatasetInUse(AppError):
     code = "dataset_in_use"
 
 
-def find(session: Session, dataset_id: str, *, lock: bool = False) -> Dataset | None:
-    """The dataset, or None; with `lock`, held against deletion until the transaction ends."""
+def find(session: Session, dataset_id: str, *, tenant: str, lock: bool = False) -> Dataset | None:
+    """The tenant's dataset, or None; with `lock`, held against deletion until the
+    transaction ends."""
     if lock:
-        return repository.get_for_share(session, dataset_id)
-    return repository.get(session, dataset_id)
+        dataset = repository.get_for_share(session, dataset_id)
+    else:
+        dataset = repository.get(session, dataset_id)
+    return dataset if dataset is not None and dataset.tenant == tenant else None
 
 
-def get(*, session: Session, dataset_id: str) -> Dataset:
-    dataset = repository.get(session, dataset_id)
+def get(*, session: Session, dataset_id: str, tenant: str) -> Dataset:
+    """The tenant's dataset; another tenant's answers exactly like a missing one."""
+    dataset = find(session, dataset_id, tenant=tenant)
     if dataset is None:
         raise DatasetNotFound(dataset_id)
     return dataset
@@ -98,11 +102,24 @@ def _read(upload: DatasetUpload, *, max_bytes: int) -> CheckedArrays:
     return check_arrays(x, y, task=upload.task, origin=origin)
 
 
-def upload(*, session: Session, storage: Storage, upload: DatasetUpload, max_bytes: int) -> Dataset:
+def upload(
+    *,
+    session: Session,
+    storage: Storage,
+    tenant: str,
+    upload: DatasetUpload,
+    max_bytes: int,
+    max_dataset_bytes: int,
+) -> Dataset:
     """Parse and check an upload in any format, store its arrays, and record it."""
     arrays = _read(upload, max_bytes=max_bytes)
+    size = arrays.x.nbytes + arrays.y.nbytes
+    if size > max_dataset_bytes:
+        # Compressed files can hold far more than they weigh: the arrays are what jobs load.
+        raise UploadTooLarge(f"the arrays hold {size} bytes; the limit is {max_dataset_bytes}")
     dataset = Dataset(
         id=new_id("ds"),
+        tenant=tenant,
         name=upload.name,
         format=upload.format,
         samples=len(arrays.y),
@@ -110,7 +127,7 @@ def upload(*, session: Session, storage: Storage, upload: DatasetUpload, max_byt
         task=arrays.task,
         classes=arrays.classes,
         targets=arrays.targets,
-        bytes=arrays.x.nbytes + arrays.y.nbytes,
+        bytes=size,
         sha256=content_hash(arrays.x, arrays.y),
     )
     dataset.path = f"datasets/{dataset.id}"
@@ -126,10 +143,10 @@ def upload(*, session: Session, storage: Storage, upload: DatasetUpload, max_byt
     return dataset
 
 
-def delete(*, session: Session, storage: Storage, dataset_id: str) -> None:
+def delete(*, session: Session, storage: Storage, dataset_id: str, tenant: str) -> None:
     """Delete a dataset and its files; refused while a job on it has not finished."""
     dataset = repository.get_for_update(session, dataset_id)
-    if dataset is None:
+    if dataset is None or dataset.tenant != tenant:
         raise DatasetNotFound(dataset_id)
     unfinished = repository.unfinished_job(session, dataset_id)
     if unfinished is not None:
@@ -145,5 +162,6 @@ def delete(*, session: Session, storage: Storage, dataset_id: str) -> None:
     storage.delete(dataset.path)
 
 
-def page(*, session: Session, cursor: str | None, limit: int) -> list[Dataset]:
-    return repository.page(session, after=cursor, limit=limit)
+def page(*, session: Session, tenant: str, cursor: str | None, limit: int) -> list[Dataset]:
+    """The tenant's datasets, newest first."""
+    return repository.page(session, tenant=tenant, after=cursor, limit=limit)

@@ -57,7 +57,7 @@ def is_terminal(event: EventOut) -> bool:
 
 
 async def follow(
-    factory: sessionmaker[Session], wakeups: Wakeups, job_id: str, *, after: int
+    factory: sessionmaker[Session], wakeups: Wakeups, job_id: str, *, tenant: str, after: int
 ) -> AsyncIterator[EventOut]:
     """Stored events after `after`, then live ones, ending with the terminal status event.
 
@@ -69,7 +69,7 @@ async def follow(
     def read(cursor: int) -> tuple[list[EventOut], bool]:
         with factory() as session:
             job = session.get(Job, job_id)
-            if job is None:
+            if job is None or job.tenant != tenant:
                 raise JobNotFound(job_id)
             rows = repository.after(session, job_id, cursor, REPLAY_PAGE)
             caught_up = len(rows) < REPLAY_PAGE

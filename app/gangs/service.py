@@ -73,6 +73,7 @@ def join(*, session: Session, job_id: str, worker: str) -> Seat | None:
                 job.spec,
                 job.dataset_id,
                 job.flops_per_sample,
+                job.tenant,
             )
             return Seat(claim, slot.node, leader.address)
     session.rollback()

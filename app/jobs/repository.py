@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidCursor
@@ -45,10 +45,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def page(
-    session: Session, *, status: str | None, tag: str | None, cursor: str | None, limit: int
+    session: Session,
+    *,
+    tenant: str,
+    status: str | None,
+    tag: str | None,
+    cursor: str | None,
+    limit: int,
 ) -> list[Job]:
-    """Newest first; the cursor is the last job of the previous page."""
-    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    """The tenant's jobs newest first; the cursor is the last job of the previous page."""
+    statement = (
+        select(Job)
+        .where(Job.tenant == tenant)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
     if status:
         statement = statement.where(Job.status == status)
     if tag:
@@ -59,6 +70,26 @@ def page(
             or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
         )
     return list(session.scalars(statement))
+
+
+def count(session: Session, *, tenant: str, status: str) -> int:
+    statement = select(func.count()).where(Job.tenant == tenant, Job.status == status)
+    return session.scalar(statement) or 0
+
+
+def by_idempotency_key(session: Session, tenant: str, key: str) -> Job | None:
+    statement = select(Job).where(Job.tenant == tenant, Job.idempotency_key == key)
+    return session.scalars(statement).one_or_none()
+
+
+def release_idempotency_key(session: Session, job_id: str) -> None:
+    """An expired key goes from its job, so the unique constraint lets a new job take it."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(idempotency_key=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def compare_and_set(

@@ -1,12 +1,22 @@
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Body, Header, Query, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from app.checkpoints import service as checkpoints
 from app.checkpoints.schemas import CheckpointPage
-from app.deps import ServicesDep, SessionDep, WsServicesDep
+from app.deps import (
+    CallerDep,
+    Services,
+    ServicesDep,
+    SessionDep,
+    WsServicesDep,
+    key_is_active,
+    websocket_caller,
+    websocket_credentials,
+)
 from app.errors import AppError
 from app.events import service as events
 from app.events.notify import Wakeups
@@ -28,21 +38,41 @@ Cursor = Annotated[
 WS_CLOSE_BASE = 4000
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key and body returns the same job (for 24 h).",
+    ),
+]
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut)
 def submit_job(
     spec: Annotated[JobSpec, Body(openapi_examples={"seed": {"value": SEED_JOB_EXAMPLE}})],
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Validate a training job and queue it."""
     job = service.submit(
-        session=session, dispatcher=services.dispatcher, notifier=services.notifier, spec=spec
+        session=session,
+        dispatcher=services.dispatcher,
+        notifier=services.notifier,
+        limits=services.settings,
+        tenant=caller.tenant,
+        spec=spec,
+        idempotency_key=idempotency_key,
     )
     return JobOut.model_validate(job)
 
 
 @router.get("", response_model=JobPage)
 def list_jobs(
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     status: Status | None = None,
@@ -52,33 +82,45 @@ def list_jobs(
 ) -> JobPage:
     """List jobs, newest first, by status and tag; follow `next_cursor` for more."""
     limit = min(limit, services.settings.page_size_max)
-    jobs = service.page(session=session, status=status, tag=tag, cursor=cursor, limit=limit)
+    jobs = service.page(
+        session=session, tenant=caller.tenant, status=status, tag=tag, cursor=cursor, limit=limit
+    )
     next_cursor = service.cursor_after(jobs) if len(jobs) == limit else None
     return JobPage(items=[JobOut.model_validate(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: SessionDep) -> JobOut:
+def get_job(job_id: str, caller: CallerDep, session: SessionDep) -> JobOut:
     """A job: its status, spec, result and where its time went."""
-    return JobOut.model_validate(service.get(session=session, job_id=job_id))
+    return JobOut.model_validate(service.get(session=session, job_id=job_id, tenant=caller.tenant))
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def cancel_job(job_id: str, session: SessionDep, services: ServicesDep) -> JobOut:
+def cancel_job(
+    job_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> JobOut:
     """Cancel a queued or running job (409 when it has already finished)."""
-    job = service.cancel(session=session, notifier=services.notifier, job_id=job_id)
+    job = service.cancel(
+        session=session, notifier=services.notifier, job_id=job_id, tenant=caller.tenant
+    )
     return JobOut.model_validate(job)
 
 
 @router.post("/{job_id}/resume", status_code=status.HTTP_201_CREATED, response_model=JobOut)
 def resume_job(
-    job_id: str, request: ResumeRequest, session: SessionDep, services: ServicesDep
+    job_id: str,
+    request: ResumeRequest,
+    caller: CallerDep,
+    session: SessionDep,
+    services: ServicesDep,
 ) -> JobOut:
     """A new job continuing a finished one from its newest checkpoint, for more epochs."""
     job = service.resume(
         session=session,
         dispatcher=services.dispatcher,
         notifier=services.notifier,
+        limits=services.settings,
+        tenant=caller.tenant,
         job_id=job_id,
         epochs=request.epochs,
     )
@@ -86,9 +128,9 @@ def resume_job(
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointPage)
-def list_job_checkpoints(job_id: str, session: SessionDep) -> CheckpointPage:
+def list_job_checkpoints(job_id: str, caller: CallerDep, session: SessionDep) -> CheckpointPage:
     """A job's checkpoints, oldest first: epochs its policy keeps, and its final weights."""
-    rows = service.checkpoints_of(session=session, job_id=job_id)
+    rows = service.checkpoints_of(session=session, job_id=job_id, tenant=caller.tenant)
     return CheckpointPage(items=[checkpoints.describe(row) for row in rows], next_cursor=None)
 
 
@@ -97,9 +139,11 @@ def list_job_checkpoints(job_id: str, session: SessionDep) -> CheckpointPage:
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_model(job_id: str, session: SessionDep, services: ServicesDep) -> FileResponse:
+def download_model(
+    job_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> FileResponse:
     """A finished job's final weights, as a safetensors file."""
-    final = service.final_weights(session=session, job_id=job_id)
+    final = service.final_weights(session=session, job_id=job_id, tenant=caller.tenant)
     weights = checkpoints.weights_file(services.storage, final)
     return FileResponse(
         weights.path,
@@ -113,6 +157,7 @@ def download_model(job_id: str, session: SessionDep, services: ServicesDep) -> F
 @router.get("/{job_id}/events", response_model=EventPage)
 def list_events(
     job_id: str,
+    caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     after: Cursor = 0,
@@ -120,15 +165,19 @@ def list_events(
 ) -> EventPage:
     """A job's stored events with seq > `after`, oldest first."""
     limit = min(limit, events.REPLAY_PAGE)
-    rows = events.page(session, job_id, after=after, limit=limit)
+    rows = service.events_of(
+        session=session, job_id=job_id, tenant=caller.tenant, after=after, limit=limit
+    )
     items = [EventOut.model_validate(row, from_attributes=True) for row in rows]
     return EventPage(items=items, next_cursor=items[-1].seq if len(items) == limit else None)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricPage)
-def list_metrics(job_id: str, session: SessionDep, after: Cursor = 0) -> MetricPage:
+def list_metrics(
+    job_id: str, caller: CallerDep, session: SessionDep, after: Cursor = 0
+) -> MetricPage:
     """A job's metric events (per epoch and per step), oldest first."""
-    rows = service.metrics(session=session, job_id=job_id, after=after)
+    rows = service.metrics(session=session, job_id=job_id, tenant=caller.tenant, after=after)
     return MetricPage(items=[MetricRow.model_validate(row, from_attributes=True) for row in rows])
 
 
@@ -137,7 +186,13 @@ async def stream_job(
     websocket: WebSocket, job_id: str, services: WsServicesDep, after: int = 0
 ) -> None:
     """Replay a job's events after `after`, follow live ones, close with 1000 after the end."""
-    await websocket.accept()
+    token, subprotocol = websocket_credentials(websocket)
+    await websocket.accept(subprotocol=subprotocol)
+    try:
+        caller = await run_in_threadpool(websocket_caller, services, token)
+    except AppError as error:
+        await websocket.close(code=WS_CLOSE_BASE + error.status_code, reason=error.message[:120])
+        return
     if not 0 <= after <= MAX_SEQ:
         reason = f"after must be between 0 and {MAX_SEQ}"
         await websocket.close(code=WS_CLOSE_BASE + 422, reason=reason)
@@ -146,18 +201,26 @@ async def stream_job(
     wakeups = Wakeups(job_id, settings.redis_url, settings.event_poll_s, services.seq_watch)
 
     async def send_events() -> None:
-        async for event in events.follow(services.sessions, wakeups, job_id, after=after):
+        follow = events.follow(
+            services.sessions, wakeups, job_id, tenant=caller.tenant, after=after
+        )
+        async for event in follow:
             await websocket.send_text(event.model_dump_json())
 
     # Clients only listen; reading their side is how a stream learns it was hung up on
     # while it waits for the next event, instead of at the next send.
     sending = asyncio.create_task(send_events())
     hangup = asyncio.create_task(_hangup(websocket))
-    await asyncio.wait({sending, hangup}, return_when=asyncio.FIRST_COMPLETED)
-    if not sending.done():
-        sending.cancel()
+    watched = {sending, hangup}
+    if caller.key_id is not None:
+        watched.add(asyncio.create_task(_revoked(services, caller.key_id)))
+    done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if sending not in done:
+        if hangup not in done:  # the key was revoked: its streams end with it
+            await websocket.close(code=WS_CLOSE_BASE + 401, reason="the key was revoked")
         return
-    hangup.cancel()
     try:
         sending.result()
     except AppError as error:
@@ -171,3 +234,9 @@ async def stream_job(
 async def _hangup(websocket: WebSocket) -> None:
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
+
+
+async def _revoked(services: Services, key_id: str) -> None:
+    """Returns once the stream's key is revoked (checked every key_check_s)."""
+    while await run_in_threadpool(key_is_active, services, key_id):
+        await asyncio.sleep(services.settings.key_check_s)

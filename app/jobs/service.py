@@ -5,17 +5,22 @@ transaction; services commit first and only then ring the broker or notify follo
 so whoever reacts always finds the committed row.
 """
 
+import hashlib
+import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.broker import Dispatcher
 from app.checkpoints import service as checkpoints
+from app.config import Settings
 from app.datasets import service as datasets
-from app.errors import InvalidTransition, JobNotFound, NotFound, SpecInvalid
+from app.errors import AppError, InvalidTransition, JobNotFound, NotFound, SpecInvalid, TooManyJobs
 from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
@@ -40,6 +45,11 @@ class NoFinalWeights(NotFound):
     code = "no_final_weights"
 
 
+class IdempotencyKeyReused(AppError):
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
 STATUSES = ("queued", "running", *sorted(TERMINAL))
 METRICS_MAX = 100_000
 
@@ -56,18 +66,27 @@ class DataShape:
     input_shape: list[int]
     task: str
     outputs: int
+    bytes: int
 
 
-def data_shape(session: Session, dataset: str | SyntheticData, field: str) -> DataShape:
+# Synthetic samples are generated as float32.
+SYNTHETIC_BYTES_PER_VALUE = 4
+
+
+def data_shape(
+    session: Session, dataset: str | SyntheticData, field: str, *, tenant: str
+) -> DataShape:
+    """The data a spec names: built-in synthetic data, or one of the tenant's datasets."""
     if isinstance(dataset, SyntheticData):
         outputs = dataset.classes if dataset.task == "classification" else dataset.targets
-        return DataShape(None, dataset.input_shape, dataset.task, outputs)
-    row = datasets.find(session, dataset, lock=True)
+        size = dataset.samples * math.prod(dataset.input_shape) * SYNTHETIC_BYTES_PER_VALUE
+        return DataShape(None, dataset.input_shape, dataset.task, outputs, size)
+    row = datasets.find(session, dataset, tenant=tenant, lock=True)
     if row is None:
         raise SpecInvalid.at(field, f"no dataset {dataset!r}; upload one with POST /v1/datasets")
     stored = row.classes if row.task == "classification" else row.targets
     assert stored is not None  # every stored dataset has one or the other
-    return DataShape(row.id, row.input_shape, row.task, stored)
+    return DataShape(row.id, row.input_shape, row.task, stored, row.bytes)
 
 
 def _metric_fits(metric: str, task: str, field: str) -> None:
@@ -87,17 +106,23 @@ class Plan:
     warm_start: dict[str, Any] | None
 
 
-def plan(session: Session, spec: JobSpec) -> Plan:
+def plan(session: Session, spec: JobSpec, *, tenant: str, limits: Settings) -> Plan:
     """Resolve the data, expand a preset and infer the net's shapes: everything that can
     fail before queueing fails here, with the field that is wrong."""
-    data = data_shape(session, spec.dataset, "dataset")
+    data = data_shape(session, spec.dataset, "dataset", tenant=tenant)
     training = spec.training
+    if training.epochs > limits.max_epochs:
+        raise SpecInvalid.at("training.epochs", f"at most {limits.max_epochs} epochs per job")
+    if data.bytes > limits.max_dataset_bytes:
+        raise SpecInvalid.at(
+            "dataset", f"holds {data.bytes} bytes; jobs train on at most {limits.max_dataset_bytes}"
+        )
     if training.target is not None:
         _metric_fits(training.target.metric, data.task, "training.target.metric")
     if isinstance(spec.schedule, PlateauSchedule):
         _metric_fits(spec.schedule.metric, data.task, "schedule.metric")
     if training.val_dataset is not None:
-        val = data_shape(session, training.val_dataset, "training.val_dataset")
+        val = data_shape(session, training.val_dataset, "training.val_dataset", tenant=tenant)
         if (val.input_shape, val.task) != (data.input_shape, data.task) or (
             val.outputs > data.outputs
             if data.task == "classification"
@@ -113,14 +138,20 @@ def plan(session: Session, spec: JobSpec) -> Plan:
     assert model.layers is not None
     outputs_are = "classes" if data.task == "classification" else "regression targets"
     net = summarize(model.layers, data.input_shape, data.outputs, outputs_are=outputs_are)
-    warm_start = _plan_warm_start(session, spec, net) if spec.init is not None else None
+    if net.params > limits.max_params:
+        raise SpecInvalid.at(
+            "model", f"has {net.params} parameters; a job may train at most {limits.max_params}"
+        )
+    warm_start = _plan_warm_start(session, spec, net, tenant) if spec.init is not None else None
     return Plan(spec.model_copy(update={"model": model}), data, net, warm_start)
 
 
-def _plan_warm_start(session: Session, spec: JobSpec, net: NetSummary) -> dict[str, Any]:
+def _plan_warm_start(
+    session: Session, spec: JobSpec, net: NetSummary, tenant: str
+) -> dict[str, Any]:
     """Which of the checkpoint's tensors load into the net, from its recorded header."""
     assert spec.init is not None
-    checkpoint = checkpoints.get(session=session, checkpoint_id=spec.init.checkpoint)
+    checkpoint = checkpoints.get(session=session, checkpoint_id=spec.init.checkpoint, tenant=tenant)
     if spec.init.resume:
         source = repository.get(session, checkpoint.job_id) if checkpoint.job_id else None
         if checkpoint.state_sha256 is None or source is None:
@@ -143,13 +174,71 @@ def _plan_warm_start(session: Session, spec: JobSpec, net: NetSummary) -> dict[s
     return compat.plan_warm_start(net, checkpoint.id, checkpoint.tensors, spec.init)
 
 
-def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec: JobSpec) -> Job:
-    """Validate the spec against its dataset, store the job queued, then ring the broker."""
-    planned = plan(session, spec)
+def request_hash(spec: JobSpec) -> str:
+    """The submitted spec's fingerprint: JSON key order and spacing do not change it."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _earlier_submit(
+    session: Session, *, tenant: str, key: str, request_sha256: str, ttl_s: float
+) -> Job | None:
+    """The job an Idempotency-Key already made, if it is younger than the TTL; a key
+    older than that is released for reuse."""
+    job = repository.by_idempotency_key(session, tenant, key)
+    if job is None:
+        return None
+    if job.created_at < utcnow() - timedelta(seconds=ttl_s):
+        repository.release_idempotency_key(session, job.id)
+        session.flush()
+        return None
+    if job.request_sha256 != request_sha256:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for job {job.id} with another body; "
+            "use a new key for a new job"
+        )
+    return job
+
+
+def submit(
+    *,
+    session: Session,
+    dispatcher: Dispatcher,
+    notifier: Notifier,
+    limits: Settings,
+    tenant: str,
+    spec: JobSpec,
+    idempotency_key: str | None = None,
+) -> Job:
+    """Validate the spec against its dataset, store the job queued, then ring the broker.
+
+    With an Idempotency-Key, the same key and spec return the job the first submit made.
+    """
+    request_sha256 = request_hash(spec)
+    if idempotency_key is not None:
+        earlier = _earlier_submit(
+            session,
+            tenant=tenant,
+            key=idempotency_key,
+            request_sha256=request_sha256,
+            ttl_s=limits.idempotency_ttl_s,
+        )
+        if earlier is not None:
+            return earlier
+    queued = repository.count(session, tenant=tenant, status="queued")
+    if queued >= limits.max_queued_jobs:
+        raise TooManyJobs(
+            f"tenant {tenant!r} has {queued} queued jobs, the most it may have; "
+            "wait for some to start or cancel some"
+        )
+    planned = plan(session, spec, tenant=tenant, limits=limits)
     spec, dataset_id, net = planned.spec, planned.data.dataset_id, planned.net
     now = utcnow()
     job = Job(
         id=new_id("job"),
+        tenant=tenant,
+        idempotency_key=idempotency_key,
+        request_sha256=request_sha256,
         name=spec.name,
         status="queued",
         spec=spec.model_dump(mode="json"),
@@ -163,7 +252,24 @@ def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec
         dispatched_at=now,
     )
     repository.add(session, job, spec.tags)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent submit with the same Idempotency-Key committed first: answer its job.
+        session.rollback()
+        winner = (
+            repository.by_idempotency_key(session, tenant, idempotency_key)
+            if idempotency_key is not None
+            else None
+        )
+        if winner is None:
+            raise
+        if winner.request_sha256 != request_sha256:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {idempotency_key!r} was used for job {winner.id} with "
+                "another body; use a new key for a new job"
+            ) from None
+        return winner
     events.append(session, job.id, [status_event("queued", "submitted")])
     session.commit()
     notifier.publish(job.id)
@@ -173,33 +279,56 @@ def submit(*, session: Session, dispatcher: Dispatcher, notifier: Notifier, spec
     return job
 
 
-def get(*, session: Session, job_id: str) -> Job:
+def _job(session: Session, job_id: str) -> Job:
     job = repository.get(session, job_id)
     if job is None:
         raise JobNotFound(job_id)
     return job
 
 
+def get(*, session: Session, job_id: str, tenant: str) -> Job:
+    """The tenant's job; another tenant's answers exactly like a missing one."""
+    job = repository.get(session, job_id)
+    if job is None or job.tenant != tenant:
+        raise JobNotFound(job_id)
+    return job
+
+
 def page(
-    *, session: Session, status: str | None, tag: str | None, cursor: str | None, limit: int
+    *,
+    session: Session,
+    tenant: str,
+    status: str | None,
+    tag: str | None,
+    cursor: str | None,
+    limit: int,
 ) -> list[Job]:
-    """Jobs newest first, filtered by status and tag, after a cursor."""
-    return repository.page(session, status=status, tag=tag, cursor=cursor, limit=limit)
+    """The tenant's jobs newest first, filtered by status and tag, after a cursor."""
+    return repository.page(
+        session, tenant=tenant, status=status, tag=tag, cursor=cursor, limit=limit
+    )
 
 
 def cursor_after(jobs: list[Job]) -> str | None:
     return repository.encode_cursor(jobs[-1]) if jobs else None
 
 
-def metrics(*, session: Session, job_id: str, after: int) -> list[Event]:
+def metrics(*, session: Session, job_id: str, tenant: str, after: int) -> list[Event]:
     """Every metric event of a job after `after`, oldest first."""
+    get(session=session, job_id=job_id, tenant=tenant)
     return events.page(session, job_id, after=after, limit=METRICS_MAX, types=("metric",))
 
 
-def cancel(*, session: Session, notifier: Notifier, job_id: str) -> Job:
+def events_of(*, session: Session, job_id: str, tenant: str, after: int, limit: int) -> list[Event]:
+    """A job's stored events after `after`, oldest first."""
+    get(session=session, job_id=job_id, tenant=tenant)
+    return events.page(session, job_id, after=after, limit=limit)
+
+
+def cancel(*, session: Session, notifier: Notifier, job_id: str, tenant: str) -> Job:
     """Cancel a queued job at once; ask the worker of a running one to stop it."""
     while True:
-        job = get(session=session, job_id=job_id)
+        job = get(session=session, job_id=job_id, tenant=tenant)
         if job.status in TERMINAL:
             raise InvalidTransition(f"job {job_id} is already {job.status}")
         if job.status == "queued":
@@ -254,14 +383,32 @@ class Claim:
     spec: dict[str, Any]
     dataset_id: str | None
     flops_per_sample: int
+    tenant: str
 
 
 def claim(
-    *, session: Session, notifier: Notifier, job_id: str, worker: str, lease_ttl_s: float
+    *,
+    session: Session,
+    notifier: Notifier,
+    job_id: str,
+    worker: str,
+    lease_ttl_s: float,
+    max_running: int | None = None,
 ) -> Claim | None:
-    """queued -> running for this worker, or None if someone else has it or it is gone."""
+    """queued -> running for this worker, or None if someone else has it or it is gone.
+
+    A tenant already running `max_running` jobs waits: the job stays queued and the
+    reconciler rings for it again later.
+    """
     job = repository.get(session, job_id)
     if job is None or job.status != "queued":
+        return None
+    if (
+        max_running is not None
+        and repository.count(session, tenant=job.tenant, status="running") >= max_running
+    ):
+        session.rollback()
+        logger.info("job %s waits: tenant %s runs its most jobs", job_id, job.tenant)
         return None
     now = utcnow()
     claimed = repository.compare_and_set(
@@ -298,6 +445,7 @@ def claim(
         claimed.spec,
         claimed.dataset_id,
         claimed.flops_per_sample,
+        claimed.tenant,
     )
 
 
@@ -326,7 +474,7 @@ def record(*, session: Session, notifier: Notifier, claim: Claim, new: list[NewE
         policy = CheckpointPolicy.model_validate(claim.spec.get("checkpoint", {}))
         target = claim.spec["training"].get("target")
         for data in saved:
-            checkpoints.record_saved(session, job_id=claim.job_id, saved=data)
+            checkpoints.record_saved(session, job_id=claim.job_id, tenant=claim.tenant, saved=data)
         pruned = checkpoints.prune(session, job_id=claim.job_id, policy=policy, target=target)
     session.commit()
     notifier.publish(claim.job_id)
@@ -349,28 +497,31 @@ def reported_epoch(*, session: Session, claim: Claim) -> int:
 def start_point(*, session: Session, claim: Claim) -> dict[str, Any] | None:
     """Where the trainer starts: the job's own newest checkpoint when it ran before (it
     lost its worker), else its warm start, else nothing (random initialisation)."""
-    job = get(session=session, job_id=claim.job_id)
+    job = _job(session, claim.job_id)
     freeze = (job.spec.get("init") or {}).get("freeze", [])
     own = checkpoints.newest_of_job(session, claim.job_id)
     if own is not None and own.state_sha256 is not None:
         return checkpoints.start(own, load=list(own.tensors), freeze=freeze, resume=True)
     if job.warm_start is None:
         return None
-    source = checkpoints.get(session=session, checkpoint_id=job.warm_start["checkpoint"])
+    # Re-checked here: the warm start must still be the job's own tenant's checkpoint.
+    source = checkpoints.get(
+        session=session, checkpoint_id=job.warm_start["checkpoint"], tenant=job.tenant
+    )
     return checkpoints.start(
         source, load=job.warm_start["loaded"], freeze=freeze, resume=job.warm_start["resume"]
     )
 
 
-def checkpoints_of(*, session: Session, job_id: str) -> list[Checkpoint]:
+def checkpoints_of(*, session: Session, job_id: str, tenant: str) -> list[Checkpoint]:
     """A job's checkpoints, oldest first."""
-    get(session=session, job_id=job_id)
+    get(session=session, job_id=job_id, tenant=tenant)
     return checkpoints.list_for_job(session, job_id)
 
 
-def final_weights(*, session: Session, job_id: str) -> Checkpoint:
+def final_weights(*, session: Session, job_id: str, tenant: str) -> Checkpoint:
     """The checkpoint holding a finished job's final weights."""
-    job = get(session=session, job_id=job_id)
+    job = get(session=session, job_id=job_id, tenant=tenant)
     final = checkpoints.final_of_job(session, job_id)
     if final is None:
         raise NoFinalWeights(f"job {job_id} is {job.status} and has no final weights")
@@ -378,10 +529,17 @@ def final_weights(*, session: Session, job_id: str) -> Checkpoint:
 
 
 def resume(
-    *, session: Session, dispatcher: Dispatcher, notifier: Notifier, job_id: str, epochs: int
+    *,
+    session: Session,
+    dispatcher: Dispatcher,
+    notifier: Notifier,
+    limits: Settings,
+    tenant: str,
+    job_id: str,
+    epochs: int,
 ) -> Job:
     """A new job continuing a finished job from its newest checkpoint for `epochs` more."""
-    job = get(session=session, job_id=job_id)
+    job = get(session=session, job_id=job_id, tenant=tenant)
     if job.status not in TERMINAL:
         raise InvalidTransition(f"job {job_id} is {job.status}; only a finished job can be resumed")
     newest = checkpoints.newest_of_job(session, job_id)
@@ -400,6 +558,8 @@ def resume(
         session=session,
         dispatcher=dispatcher,
         notifier=notifier,
+        limits=limits,
+        tenant=tenant,
         spec=JobSpec.model_validate(spec),
     )
 
@@ -416,7 +576,7 @@ def finish(
 ) -> Job:
     """running -> succeeded | failed | cancelled, with the result and where the time went."""
     assert status in TERMINAL
-    job = get(session=session, job_id=claim.job_id)
+    job = _job(session, claim.job_id)
     now = utcnow()
     done = repository.compare_and_set(
         session,

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from app.deps import SessionDep
+from app.deps import CallerDep, SessionDep
 from app.errors import SpecInvalid
 from app.jobs.service import data_shape
 from app.models.schemas import LayerOut, SummaryOut, SummaryRequest
@@ -10,11 +10,11 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.post("/summary", response_model=SummaryOut)
-def summarize_model(request: SummaryRequest, session: SessionDep) -> SummaryOut:
+def summarize_model(request: SummaryRequest, caller: CallerDep, session: SessionDep) -> SummaryOut:
     """Output shape, parameters and FLOPs per sample of every layer, before training."""
     outputs: int | None
     if request.dataset is not None:
-        data = data_shape(session, request.dataset, "dataset")
+        data = data_shape(session, request.dataset, "dataset", tenant=caller.tenant)
         input_shape, outputs = data.input_shape, data.outputs
     else:
         assert request.input_shape is not None  # the request's validator guarantees one source

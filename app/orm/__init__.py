@@ -6,6 +6,17 @@ from app.orm.datasets import Dataset
 from app.orm.events import Event
 from app.orm.gangs import GangSlot
 from app.orm.jobs import Job, JobTag
+from app.orm.keys import ApiKey
 from app.orm.workers import Worker
 
-__all__ = ["Base", "Checkpoint", "Dataset", "Event", "GangSlot", "Job", "JobTag", "Worker"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Checkpoint",
+    "Dataset",
+    "Event",
+    "GangSlot",
+    "Job",
+    "JobTag",
+    "Worker",
+]

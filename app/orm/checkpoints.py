@@ -20,6 +20,7 @@ class Checkpoint(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Uploaded weights belong to no job; a deleted job's checkpoints go with it.
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))  # "epoch", "final" or "upload"
     epoch: Mapped[int | None]

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.orm.base import Base, utcnow
@@ -12,9 +12,13 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_tenant_status", "tenant", "status"),
+        # Concurrent submits with one Idempotency-Key: the database lets exactly one in.
+        UniqueConstraint("tenant", "idempotency_key"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(500))
@@ -42,6 +46,9 @@ class Job(Base):
     # What a warm start loaded, skipped and initialised afresh (decided at submit).
     warm_start: Mapped[dict[str, Any] | None]
     timings: Mapped[dict[str, Any] | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of the submitted spec: the same key with another body is refused.
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
 
     tag_rows: Mapped[list["JobTag"]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.position"

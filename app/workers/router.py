@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from app.deps import ServicesDep, SessionDep
+from app.deps import CallerDep, ServicesDep, SessionDep
 from app.workers import service
 from app.workers.schemas import WorkerOut, WorkerPage
 
@@ -8,7 +8,7 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
 
 
 @router.get("", response_model=WorkerPage)
-def list_workers(session: SessionDep, services: ServicesDep) -> WorkerPage:
+def list_workers(caller: CallerDep, session: SessionDep, services: ServicesDep) -> WorkerPage:
     """The worker fleet: each worker's device, current job, and whether it is alive."""
     fleet = service.fleet(session=session, heartbeat_s=services.settings.heartbeat_s)
     items = [

@@ -31,6 +31,7 @@ from app.main import create_app
 from app.orm import Checkpoint
 from app.orm.base import utcnow
 from tests.client import error_of, small_job
+from tests.conftest import ADMIN_HEADERS
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -108,7 +109,7 @@ def assert_nothing_stored(client: TestClient, settings: Settings) -> None:
 @pytest.fixture
 def small_limit_client(settings: Settings) -> Iterator[TestClient]:
     limited = settings.model_copy(update={"max_upload_bytes": SMALL_LIMIT})
-    with TestClient(create_app(limited)) as client:
+    with TestClient(create_app(limited), headers=ADMIN_HEADERS) as client:
         yield client
 
 
@@ -404,6 +405,7 @@ def test_upload_refuses_a_stream_of_unknown_size_as_soon_as_it_passes_the_limit(
         service.upload(
             session=session,
             storage=services.storage,
+            tenant="admin",
             stream=stream,
             size=None,
             name="weights",
@@ -500,6 +502,7 @@ def job_checkpoint(job_id: str, epoch: int | None, *, age_s: float = 0) -> Check
     checkpoint_id = f"ckpt_{job_id[-8:]}{epoch if epoch is not None else 'final'}"
     return Checkpoint(
         id=checkpoint_id,
+        tenant="admin",  # the `client` fixture's tenant
         job_id=job_id,
         name=f"epoch {epoch}" if epoch is not None else "final",
         kind="epoch" if epoch is not None else "final",

@@ -22,7 +22,7 @@ from app.config import Settings
 from app.main import create_app
 from app.spec.schemas import SEED_JOB_EXAMPLE
 from tests.client import error_of, upload_mnist
-from tests.conftest import MNIST
+from tests.conftest import ADMIN_HEADERS, MNIST
 
 MNIST_IMAGES = MNIST / "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = MNIST / "t10k-labels-idx1-ubyte.gz"
@@ -283,7 +283,9 @@ def test_upload_returns_422_naming_images_when_an_idx_upload_sends_file(
 
 @pytest.fixture
 def small_limit_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings.model_copy(update={"max_upload_bytes": 1000}))) as client:
+    with TestClient(
+        create_app(settings.model_copy(update={"max_upload_bytes": 1000})), headers=ADMIN_HEADERS
+    ) as client:
         yield client
 
 

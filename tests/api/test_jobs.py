@@ -17,6 +17,7 @@ from app.config import Settings
 from app.main import create_app
 from app.spec.schemas import SEED_JOB_EXAMPLE
 from tests.client import error_of, read_stream, small_job, statuses
+from tests.conftest import ADMIN_HEADERS
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -379,7 +380,7 @@ def test_list_returns_422_invalid_cursor_when_cursor_time_is_out_of_range(
 
 def test_list_caps_limit_at_the_servers_page_size_max(settings: Settings) -> None:
     capped = settings.model_copy(update={"page_size_max": 3})
-    with TestClient(create_app(capped)) as client:
+    with TestClient(create_app(capped), headers=ADMIN_HEADERS) as client:
         submit_tagged(client)
 
         page = client.get("/v1/jobs", params={"limit": 1000}).json()

@@ -34,21 +34,33 @@ def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def submitted(settings: Settings, sessions: sessionmaker[Session]) -> str:
+def submitted(settings: Settings, sessions: sessionmaker[Session], tenant: str = "alpha") -> str:
     with sessions() as session:
         job = jobs.submit(
             session=session,
             dispatcher=Dispatcher(settings),
             notifier=NOTIFIER,
+            limits=settings,
+            tenant=tenant,
             spec=JobSpec.model_validate(small_job()),
         )
     return job.id
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, worker: str = "w1") -> jobs.Claim | None:
+def claim(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    worker: str = "w1",
+    max_running: int | None = None,
+) -> jobs.Claim | None:
     with sessions() as session:
         return jobs.claim(
-            session=session, notifier=NOTIFIER, job_id=job_id, worker=worker, lease_ttl_s=LEASE_S
+            session=session,
+            notifier=NOTIFIER,
+            job_id=job_id,
+            worker=worker,
+            lease_ttl_s=LEASE_S,
+            max_running=max_running,
         )
 
 
@@ -155,7 +167,7 @@ def test_reaping_a_job_whose_cancel_was_asked_cancels_it(
     job_id = submitted(settings, sessions)
     assert claim(sessions, job_id) is not None
     with sessions() as session:
-        jobs.cancel(session=session, notifier=NOTIFIER, job_id=job_id)
+        jobs.cancel(session=session, notifier=NOTIFIER, job_id=job_id, tenant="alpha")
         session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
         jobs.reap(session=session, notifier=NOTIFIER)
@@ -164,7 +176,7 @@ def test_reaping_a_job_whose_cancel_was_asked_cancels_it(
         session.refresh(job)
         assert (job.status, job.reason) == ("cancelled", "cancelled")
         with pytest.raises(InvalidTransition):
-            jobs.cancel(session=session, notifier=NOTIFIER, job_id=job_id)
+            jobs.cancel(session=session, notifier=NOTIFIER, job_id=job_id, tenant="alpha")
 
 
 def test_redispatch_rings_again_only_for_old_doorbells(
@@ -181,3 +193,17 @@ def test_redispatch_rings_again_only_for_old_doorbells(
 
     assert rung == [old]
     assert fresh not in rung
+
+
+def test_a_tenant_at_its_running_cap_waits_while_other_tenants_run(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    first, second = submitted(settings, sessions), submitted(settings, sessions)
+    other = submitted(settings, sessions, tenant="beta")
+
+    assert claim(sessions, first, max_running=1) is not None
+    assert claim(sessions, second, max_running=1) is None
+    assert claim(sessions, other, max_running=1) is not None
+    with sessions() as session:
+        waiting = session.get(Job, second)
+        assert waiting is not None and waiting.status == "queued"

@@ -1,0 +1,45 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.deps import CallerDep, ServicesDep, SessionDep
+from app.keys import service
+from app.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+def create_key(
+    request: KeyCreate, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> KeyCreated:
+    """Create a key for a tenant (admin token only); the key is shown in this answer only."""
+    key, token = service.create(
+        session=session,
+        caller=caller,
+        secret_key=services.secrets.secret_key,
+        tenant=request.tenant,
+        name=request.name,
+    )
+    return KeyCreated(**KeyOut.model_validate(key).model_dump(), key=token)
+
+
+@router.get("", response_model=KeyPage)
+def list_keys(
+    caller: CallerDep,
+    session: SessionDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> KeyPage:
+    """List keys, newest first: the admin sees every tenant's, a tenant its own."""
+    limit = min(limit, services.settings.page_size_max)
+    rows = service.page(session=session, caller=caller, cursor=cursor, limit=limit)
+    next_cursor = rows[-1].id if len(rows) == limit else None
+    return KeyPage(items=[KeyOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def revoke_key(key_id: str, caller: CallerDep, session: SessionDep) -> None:
+    """Revoke a key: refused from the next request on; its open streams close."""
+    service.revoke(session=session, caller=caller, key_id=key_id)
