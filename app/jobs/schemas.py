@@ -14,6 +14,13 @@ class Timings(BaseModel):
     train_s: float | None = Field(None, description="Forward, backward and optimizer steps.")
     eval_s: float | None = Field(None, description="Validation passes.")
     checkpoint_s: float | None = Field(None, description="Writing checkpoints.")
+    compile_s: float | None = Field(
+        None,
+        description="torch.compile's first calls (training and evaluation), apart from train_s.",
+    )
+    probe_s: float | None = Field(
+        None, description="Measuring `auto` batch size or precision before training."
+    )
     total_s: float | None = Field(None, description="Submit to the end of the job.")
     samples_per_s: float | None = Field(None, description="Training samples / train_s.")
     epoch_s: list[float] = Field(default_factory=list, description="Wall time of each epoch.")
@@ -48,7 +55,9 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     result: dict[str, Any] | None = Field(
-        description='Finished jobs: {"final": {...}, "best": {...}, "epochs": n, "steps": n}.'
+        description='Finished jobs: {"final": {...}, "best": {...}, "epochs": n, "steps": n, '
+        '"stopped": ..., "settings": {...}}; settings are the levers as trained (batch_size, '
+        "precision, compile, channels_last, threads), with `auto` resolved."
     )
     timings: Timings | None
     warm_start: dict[str, Any] | None = Field(

@@ -226,8 +226,17 @@ class Target(Strict):
 
 class Training(Strict):
     epochs: int = Field(ge=1, le=MAX_EPOCHS)
-    batch_size: int | Literal["full"] = Field(
-        description='Samples per step, or "full" for full-batch gradient descent.'
+    batch_size: int | Literal["full", "auto"] = Field(
+        description='Samples per step; "full" for full-batch gradient descent; "auto" to '
+        "measure candidate sizes on the worker with a short probe and take the smallest "
+        "within 10% of the best throughput (on CUDA, among those that fit in memory)."
+    )
+    lr_reference_batch: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BATCH_SIZE,
+        description="The batch size the optimizer's lr was tuned for: the lr then scales "
+        "linearly with the batch actually used (lr x batch / lr_reference_batch).",
     )
     val_fraction: float = Field(
         0.2, ge=0.0, le=0.9, description="Held out for validation (0 with a val_dataset)."
@@ -239,8 +248,21 @@ class Training(Strict):
         description="Validate on this dataset instead of a split of the training one.",
     )
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
-    compile: bool = False
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(
+        "fp32",
+        description="Autocast dtype. auto: bf16 on GPUs and CPUs with native bf16 (AMX), "
+        "else fp32; fp16 adds a gradient scaler on CUDA.",
+    )
+    compile: bool | Literal["auto"] = Field(
+        False,
+        description="torch.compile the net. auto: only on CUDA and only when the job has "
+        "enough steps to pay back the compile time (reported as timings.compile_s).",
+    )
+    channels_last: bool | Literal["auto"] = Field(
+        "auto",
+        description="Channels-last memory format for conv nets. auto: on CUDA for nets with "
+        "2-D convolutions.",
+    )
     normalize: Literal["auto", "standard", "scale", "none"] = Field(
         "auto",
         description="standard: each feature to zero mean and unit variance over the training "
@@ -318,6 +340,12 @@ class Distributed(Strict):
 
 class Resources(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="CPU threads for the trainer's kernels (default: the worker's cores).",
+    )
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]

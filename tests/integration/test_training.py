@@ -19,6 +19,8 @@ TIMING_KEYS = {
     "train_s",
     "eval_s",
     "checkpoint_s",
+    "compile_s",
+    "probe_s",
     "total_s",
     "samples_per_s",
     "epoch_s",
@@ -187,3 +189,25 @@ def test_a_regression_job_learns_its_targets(
     assert epochs[-1]["val_mae"] < epochs[0]["val_mae"]
     assert done["result"]["best"]["val_loss"] == min(m["val_loss"] for m in epochs)
     assert done["timings"]["flops_per_s"] > 0
+
+
+def test_auto_levers_are_resolved_on_the_worker_and_reported(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    spec = small_job(epochs=2)
+    spec["training"].update({"batch_size": "auto", "precision": "auto", "compile": "auto"})
+    spec["resources"] = {"threads": 1}
+    job = submit(client, spec)
+
+    events, _ = read_stream(client, job["id"])
+
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded", done
+    settings = done["result"]["settings"]
+    assert settings["threads"] == 1
+    assert settings["compile"] is False  # auto never compiles on a CPU
+    assert settings["precision"] in ("fp32", "bf16")
+    probe_logs = [e["data"] for e in events if "batch_size" in e["data"] and e["type"] == "log"]
+    assert len(probe_logs) == 1
+    assert str(settings["batch_size"]) in probe_logs[0]["batch_size"]
+    assert done["timings"]["probe_s"] > 0

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -20,13 +21,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.spec import JobSpec
-from app.spec.schemas import maximized
-from worker.trainer.data import Splits, batches, eval_batches
+from app.spec.schemas import OneCycleSchedule, Optimizer, Schedule, maximized
+from worker.trainer import levers
+from worker.trainer.data import Split, Splits, batches, eval_batches
 from worker.trainer.nets import build_net
 from worker.trainer.optim import LrSchedule, build_optimizer
 
 Emit = Callable[[str, dict[str, Any]], None]
 EVAL_BATCH = 4096
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+# The batch a precision probe measures at when the batch size is itself `auto`.
+PRECISION_PROBE_BATCH = 256
 
 
 class Diverged(Exception):
@@ -44,11 +53,24 @@ def pick_device(requested: str) -> torch.device:
 def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for fp32. `auto` never picks a slower path."""
     if requested == "auto":
-        # bf16 autocast only pays off on GPUs with native bf16; on CPUs it is usually slower.
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
+        # bf16 has fp32's range (no loss scaling) and runs on tensor cores from Ampere on;
+        # older GPUs get fp16 with a scaler. On a CPU, bf16 is only ever faster with AMX,
+        # and even then not for every net: the Trainer probes it (levers.probe_precision).
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[requested]
+    return PRECISIONS[requested]
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return next(name for name, known in PRECISIONS.items() if known is dtype)
+
+
+def channels_last(split: Split) -> Split:
+    """Images (N, C, H, W) stored channels-last; batches indexed from them stay so."""
+    if split.x.dim() != 4:
+        return split
+    return Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
 
 
 def finite(metrics: dict[str, float], epoch: int) -> dict[str, float]:
@@ -71,6 +93,8 @@ class Clock:
     time_to_target_s: float | None = None
     train_samples: int = 0
     checkpoint_s: float = 0.0
+    compile_s: float = 0.0
+    probe_s: float = 0.0
 
     def since_first_step(self) -> float:
         return time.perf_counter() - self.first_step_perf
@@ -129,36 +153,98 @@ class Trainer:
         self.checkpoints = checkpoints
         # Epochs up to here were reported by an earlier attempt: retrain them silently.
         self.reported_epoch = reported_epoch
-        self.forward: Callable[[Tensor], Tensor] = (
-            torch.compile(self.net) if training.compile else self.net
+        self.clock = Clock()
+        self.probed: dict[str, Any] = {}
+        self.channels_last = levers.use_channels_last(
+            training.channels_last, device, spec.model.layers
         )
-        n_train = len(splits.train)
-        self.batch_size = (
-            n_train if training.batch_size == "full" else min(training.batch_size, n_train)
-        )
-        self.steps_per_epoch = math.ceil(n_train / self.batch_size)
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.splits = Splits(
+                channels_last(splits.train), splits.val and channels_last(splits.val)
+            )
+        self.settings = self.choose_settings(resume)
+        self.batch_size: int = self.settings["batch_size"]
+        self.steps_per_epoch: int = math.ceil(len(splits.train) / self.batch_size)
         self.total_steps = self.steps_per_epoch * training.epochs
+        self.settings["compile"] = levers.use_compile(training.compile, device, self.total_steps)
+        self.forward: Callable[[Tensor], Tensor] = (
+            torch.compile(self.net) if self.settings["compile"] else self.net
+        )
+        # Compiling happens at the first call in each mode (training, then inference).
+        self.compile_pending = {"train", "eval"} if self.settings["compile"] else set()
+        optimizer_spec, schedule_spec = self.scaled_lr(self.batch_size)
         # Frozen parameters take no optimizer state, so they stay exactly as loaded.
         trainable = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(spec.optimizer, trainable)
+        self.optimizer = build_optimizer(optimizer_spec, trainable, device)
         self.schedule = LrSchedule(
-            spec.schedule,
+            schedule_spec,
             self.optimizer,
             steps_per_epoch=self.steps_per_epoch,
             epochs=training.epochs,
         )
-        self.autocast_dtype = pick_precision(training.precision, device)
+        self.autocast_dtype = PRECISIONS[self.settings["precision"]]
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=self.autocast_dtype == torch.float16 and device.type == "cuda"
         )
         self.generator = torch.Generator().manual_seed(training.seed)
-        self.clock = Clock()
         self.step = 0
         self.start_epoch = 1
         self.history: list[dict[str, float]] = []
         if resume is not None:
             self.restore(resume)
+
+    def choose_settings(self, resume: dict[str, Any] | None) -> dict[str, Any]:
+        """Batch size and precision as the spec gives them, `auto` resolved by a probe. A
+        resumed attempt keeps its first attempt's choices, so it retrains the same steps."""
+        training = self.spec.training
+        if resume is not None and "settings" in resume:
+            return {
+                **resume["settings"],
+                "channels_last": self.channels_last,
+                "threads": torch.get_num_threads(),
+            }
+        n_train = len(self.splits.train)
+        match training.batch_size:
+            case "full":
+                nominal = n_train
+            case "auto":
+                nominal = min(PRECISION_PROBE_BATCH, n_train)
+            case int(size):
+                nominal = min(size, n_train)
+        dtype = pick_precision(training.precision, self.device)
+        probe = levers.Probe(
+            self.net, self.spec.optimizer, self.loss_fn, self.splits.train, self.device
+        )
+        started = time.perf_counter()
+        cpu_bf16 = self.device.type == "cpu" and levers.cpu_has_native_bf16()
+        if training.precision == "auto" and cpu_bf16:
+            dtype, self.probed["precision"] = levers.probe_precision(probe, nominal)
+        batch_size = nominal
+        if training.batch_size == "auto":
+            batch_size, self.probed["batch_size"] = levers.probe_batch_size(probe, dtype)
+        if self.probed:
+            self.clock.probe_s = time.perf_counter() - started
+        return {
+            "batch_size": batch_size,
+            "precision": precision_name(dtype),
+            "channels_last": self.channels_last,
+            "threads": torch.get_num_threads(),
+        }
+
+    def scaled_lr(self, batch_size: int) -> tuple[Optimizer, Schedule]:
+        """The optimizer and schedule specs with their learning rates scaled linearly from
+        `lr_reference_batch` to `batch_size` (Goyal et al., 2017), when the job asks."""
+        reference = self.spec.training.lr_reference_batch
+        optimizer, schedule = self.spec.optimizer, self.spec.schedule
+        if reference is None:
+            return optimizer, schedule
+        factor = batch_size / reference
+        optimizer = optimizer.model_copy(update={"lr": optimizer.lr * factor})
+        if isinstance(schedule, OneCycleSchedule) and schedule.max_lr is not None:
+            schedule = schedule.model_copy(update={"max_lr": schedule.max_lr * factor})
+        return optimizer, schedule
 
     def state(self, epoch: int) -> dict[str, Any]:
         """Everything besides the weights that a resume needs to continue exactly here."""
@@ -171,6 +257,7 @@ class Trainer:
             "shuffle_rng": self.generator.get_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": self.history,
+            "settings": self.settings,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -210,9 +297,9 @@ class Trainer:
         metrics: dict[str, float] = history[-1] if history else {}
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, self.spec.training.epochs + 1):
-            started = time.perf_counter()
+            started, compile_s = time.perf_counter(), self.clock.compile_s
             train_loss = self.train_epoch(epoch)
-            train_s = time.perf_counter() - started
+            train_s = time.perf_counter() - started - (self.clock.compile_s - compile_s)
             self.clock.train_s += train_s
             metrics = finite({"train_loss": train_loss, **self.evaluate()}, epoch)
             epoch_s = time.perf_counter() - started
@@ -248,7 +335,10 @@ class Trainer:
         for steps, (x, y) in enumerate(
             batches(self.splits.train, self.batch_size, self.generator), start=1
         ):
-            loss_sum += self.train_step(x, y)
+            if self.compile_pending:
+                loss_sum += self.compiling("train", partial(self.train_step, x, y))
+            else:
+                loss_sum += self.train_step(x, y)
             samples += len(y)
             # A host-side clock check per step; the device is read only when a metric is due.
             now = time.perf_counter()
@@ -263,6 +353,22 @@ class Trainer:
         mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
+
+    def compiling(self, mode: str, call: Callable[[], Tensor]) -> Tensor:
+        """The first call in a mode compiles the net: timed apart from training."""
+        if mode not in self.compile_pending:
+            return call()
+        self.compile_pending.discard(mode)
+        self.synchronize()
+        started = time.perf_counter()
+        out = call()
+        self.synchronize()
+        self.clock.compile_s += time.perf_counter() - started
+        return out
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -315,14 +421,14 @@ class Trainer:
         val = self.splits.val
         if val is None:
             return {}
-        started = time.perf_counter()
+        started, compile_s = time.perf_counter(), self.clock.compile_s
         self.net.eval()
         loss_sum = torch.zeros((), device=self.device)
         # Classification: correct predictions; regression: the sum of absolute errors.
         score = torch.zeros((), device=self.device)
         for x, y in eval_batches(val, EVAL_BATCH):
             with self.autocast():
-                out = self.forward(x).float()
+                out = self.compiling("eval", partial(self.forward, x)).float()
             if self.splits.regression:
                 # Per-sample MSE summed, so val_loss is the mean over samples like train_loss.
                 loss_sum += F.mse_loss(out, y, reduction="sum") / y.shape[1]
@@ -332,7 +438,7 @@ class Trainer:
                 score += (out.argmax(dim=1) == y).sum()
         name = "val_mae" if self.splits.regression else "val_accuracy"
         metrics = {"val_loss": loss_sum.item() / len(val), name: score.item() / len(val)}
-        self.clock.eval_s += time.perf_counter() - started
+        self.clock.eval_s += time.perf_counter() - started - (self.clock.compile_s - compile_s)
         return metrics
 
     def result(self, history: list[dict[str, float]], stopped: str) -> dict[str, Any]:
@@ -349,6 +455,7 @@ class Trainer:
             "epochs": len(history),
             "steps": self.step,
             "stopped": stopped,
+            "settings": self.settings,
         }
 
     def timings(self, claimed_at: float) -> dict[str, Any]:
@@ -359,6 +466,8 @@ class Trainer:
             "train_s": clock.train_s,
             "eval_s": clock.eval_s,
             "checkpoint_s": clock.checkpoint_s,
+            "compile_s": clock.compile_s,
+            "probe_s": clock.probe_s,
             "samples_per_s": clock.train_samples / clock.train_s if clock.train_s else None,
             "epoch_s": clock.epoch_s,
             "time_to_target_s": clock.time_to_target_s,

@@ -23,7 +23,14 @@ from app.spec.schemas import (
 )
 
 
-def build_optimizer(spec: Optimizer, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(
+    spec: Optimizer, params: Iterable[nn.Parameter], device: torch.device
+) -> torch.optim.Optimizer:
+    # One kernel per step for all parameters: fused on CUDA where torch has it, else the
+    # multi-tensor (foreach) path, which torch only picks by itself on CUDA.
+    fast: dict[str, bool] = {"foreach": True}
+    if device.type == "cuda" and isinstance(spec, Sgd | Adam):
+        fast = {"fused": True}
     match spec:
         case Sgd():
             return torch.optim.SGD(
@@ -32,14 +39,25 @@ def build_optimizer(spec: Optimizer, params: Iterable[nn.Parameter]) -> torch.op
                 momentum=spec.momentum,
                 nesterov=spec.nesterov,
                 weight_decay=spec.weight_decay,
+                **fast,
             )
         case Adam(name="adam"):
             return torch.optim.Adam(
-                params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay
+                params,
+                lr=spec.lr,
+                betas=spec.betas,
+                eps=spec.eps,
+                weight_decay=spec.weight_decay,
+                **fast,
             )
         case Adam():
             return torch.optim.AdamW(
-                params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay
+                params,
+                lr=spec.lr,
+                betas=spec.betas,
+                eps=spec.eps,
+                weight_decay=spec.weight_decay,
+                **fast,
             )
         case RmsProp():
             return torch.optim.RMSprop(
@@ -49,10 +67,11 @@ def build_optimizer(spec: Optimizer, params: Iterable[nn.Parameter]) -> torch.op
                 eps=spec.eps,
                 momentum=spec.momentum,
                 weight_decay=spec.weight_decay,
+                **fast,
             )
         case Adagrad():
             return torch.optim.Adagrad(
-                params, lr=spec.lr, eps=spec.eps, weight_decay=spec.weight_decay
+                params, lr=spec.lr, eps=spec.eps, weight_decay=spec.weight_decay, **fast
             )
     raise AssertionError(f"unhandled optimizer {spec!r}")
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from app.ids import new_id
 from app.spec import JobSpec, SyntheticData
 from app.storage import Storage
@@ -62,11 +64,19 @@ def starting_point(payload: dict[str, Any]) -> tuple[WarmStart | None, dict[str,
     return warm, checkpoints.read_state(directory, start["state_sha256"])
 
 
+def probed_message(trainer: Trainer) -> str:
+    """What the `auto` levers chose, and from what: users should see why."""
+    chosen = ", ".join(f"{lever} {trainer.settings[lever]}" for lever in trainer.probed)
+    return f"measured on this worker in {trainer.clock.probe_s:.2f} s: {chosen}"
+
+
 def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
     """Train the payload's job; the process's exit status."""
     emit = Events(send)
     try:
         spec = JobSpec.model_validate(payload["spec"])
+        if spec.resources.threads is not None:
+            torch.set_num_threads(spec.resources.threads)
         device = pick_device(spec.resources.device)
         if isinstance(spec.dataset, SyntheticData):
             x, y = data.synthetic_arrays(spec.dataset)
@@ -100,6 +110,8 @@ def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
             resume=resume,
             checkpoints=DirectoryStore(Path(payload["artifacts_dir"]), payload["checkpoint_dir"]),
         )
+        if trainer.probed:
+            emit("log", {"level": "info", "message": probed_message(trainer), **trainer.probed})
         if resume is not None:
             message = f"resumed after epoch {resume['epoch']} (step {resume['step']})"
             emit("log", {"level": "info", "message": message})

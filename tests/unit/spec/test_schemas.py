@@ -139,7 +139,7 @@ def test_nesterov_with_momentum_is_accepted() -> None:
     assert spec.optimizer.nesterov
 
 
-@pytest.mark.parametrize("batch_size", ["full", 1, 32, MAX_BATCH_SIZE])
+@pytest.mark.parametrize("batch_size", ["full", "auto", 1, 32, MAX_BATCH_SIZE])
 def test_batch_size_full_or_in_range_is_accepted(batch_size: int | str) -> None:
     spec = JobSpec.model_validate(seed_job(training=seed_training(batch_size=batch_size)))
 
@@ -152,6 +152,43 @@ def test_batch_size_outside_range_or_unknown_word_is_rejected(batch_size: object
 
     assert locs
     assert all(loc[:2] == ("training", "batch_size") for loc in locs)
+
+
+@pytest.mark.parametrize(
+    ("training", "resources"),
+    [
+        ({"compile": "auto", "channels_last": True, "lr_reference_batch": 32}, {"threads": 1}),
+        ({"compile": True, "channels_last": "auto", "precision": "auto"}, {"threads": 256}),
+    ],
+)
+def test_speed_levers_are_accepted(training: dict[str, Any], resources: dict[str, Any]) -> None:
+    spec = JobSpec.model_validate(seed_job(training=seed_training(**training), resources=resources))
+
+    assert spec.training.model_dump(include=set(training)) == training
+    assert spec.resources.threads == resources["threads"]
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("training", "compile", "always"),
+        ("training", "channels_last", "sometimes"),
+        ("training", "lr_reference_batch", 0),
+        ("training", "lr_reference_batch", MAX_BATCH_SIZE + 1),
+        ("resources", "threads", 0),
+        ("resources", "threads", 257),
+    ],
+)
+def test_speed_levers_out_of_range_are_rejected_by_path(
+    section: str, field: str, value: object
+) -> None:
+    job = seed_job()
+    job[section] = {**job.get(section, {}), field: value}
+
+    locs = rejected_locs(job)
+
+    assert locs
+    assert all(loc[:2] == (section, field) for loc in locs)
 
 
 @pytest.mark.parametrize("metric", ["val_accuracy", "val_loss"])

@@ -394,11 +394,15 @@ def test_timings_account_for_every_epoch() -> None:
         "train_s",
         "eval_s",
         "checkpoint_s",
+        "compile_s",
+        "probe_s",
         "samples_per_s",
         "epoch_s",
         "time_to_target_s",
         "flops_per_s",
     }
+    assert timings["compile_s"] == 0  # nothing compiled, nothing probed
+    assert timings["probe_s"] == 0
     assert len(timings["epoch_s"]) == 3
     assert timings["startup_s"] >= 0
     assert timings["train_s"] >= 0
