@@ -6,6 +6,18 @@ from app.orm.datasets import Dataset
 from app.orm.events import Event
 from app.orm.jobs import Job, JobTag
 from app.orm.keys import ApiKey
+from app.orm.sweeps import Sweep, Trial
 from app.orm.workers import Worker
 
-__all__ = ["ApiKey", "Base", "Checkpoint", "Dataset", "Event", "Job", "JobTag", "Worker"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Checkpoint",
+    "Dataset",
+    "Event",
+    "Job",
+    "JobTag",
+    "Sweep",
+    "Trial",
+    "Worker",
+]
