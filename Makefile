@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Elsewhere: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test fuzz lint format bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ run: setup
 
 test: lint
 	$(BIN)/python -m pytest --cov=app --cov=worker --cov-report=term:skip-covered
+
+# The schema fuzzer at length: `make test` runs it with a few examples per operation.
+FUZZ_EXAMPLES ?= 200
+fuzz: setup
+	TAAS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/api/test_openapi_fuzz.py
 
 lint: setup
 	$(BIN)/ruff format --check .

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     rate_burst: int = Field(200, gt=0, description="Requests a tenant may make at once.")
     max_queued_jobs: int = Field(100, gt=0, description="Queued jobs per tenant.")
     max_running_jobs: int = Field(4, gt=0, description="Running jobs per tenant.")
-    max_epochs: int = Field(1000, gt=0, description="Epochs per job.")
+    max_epochs: int = Field(10_000, gt=0, description="Epochs per job.")
     max_params: int = Field(100_000_000, gt=0, description="Trainable parameters per job.")
     max_dataset_bytes: int = Field(
         4 * 1024**3, gt=0, description="Bytes of a dataset's arrays, uploaded or synthetic."

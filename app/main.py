@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -70,6 +71,42 @@ def field_path(loc: Sequence[Any], *, unknown_field: bool = False) -> str:
         else:
             path += f".{part}" if path else str(part)
     return path or (str(loc[0]) if loc else "body")
+
+
+class ErrorDetailOut(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable, machine-readable: job_not_found, rate_limited, ...")
+    message: str
+    details: list[ErrorDetailOut] = Field(description="Per field, for validation errors.")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API."""
+
+    error: ErrorInfo
+
+
+# The answers any /v1 route may give besides its own: in the OpenAPI document, so clients
+# and the schema fuzzer know them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        400: "Malformed request.",
+        401: "No key, or an unknown or revoked one.",
+        403: "The key may not do this.",
+        404: "No such object for this tenant.",
+        409: "Conflicts with the object's state.",
+        410: "The object's file is gone.",
+        413: "The body is over its limit.",
+        422: "Invalid input, with the field that is wrong.",
+        429: "Over the tenant's rate or job caps; see Retry-After.",
+        503: "The database is unavailable.",
+    }.items()
+}
 
 
 def error_body(code: str, message: str, details: Iterable[ErrorDetail] = ()) -> dict[str, Any]:
@@ -225,7 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeps_router,
         advise_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     registry = CollectorRegistry()
     registry.register(JobCollector(services))

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.main import create_app
 from app.migrate import upgrade
+from benchmarks.service import admin_client
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -66,7 +65,7 @@ def measure(settings: Settings) -> list[float]:
     )
     latencies = []
     try:
-        with TestClient(create_app(settings)) as client:
+        with admin_client(settings) as client:
             for i in range(SAMPLES + 1):
                 job = client.post("/v1/jobs", json=TINY_JOB).json()
                 with client.websocket_connect(f"/v1/jobs/{job['id']}/stream") as socket:

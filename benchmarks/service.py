@@ -18,8 +18,16 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.keys.service import server_secrets
 from app.main import create_app
 from app.migrate import upgrade
+
+
+def admin_client(settings: Settings) -> TestClient:
+    """An in-process client of the API that acts as the tenant `admin`."""
+    token = server_secrets(settings).admin_token
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})
+
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -95,7 +103,7 @@ def running(samples: int = TRAIN_SAMPLES) -> Iterator[Service]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            with TestClient(create_app(settings)) as client, data_file.open("rb") as file:
+            with admin_client(settings) as client, data_file.open("rb") as file:
                 dataset = client.post(
                     "/v1/datasets",
                     data={"format": "npz", "name": "digits"},

@@ -59,3 +59,15 @@ def error_of(response: httpx2.Response, status_code: int) -> dict[str, Any]:
     error: dict[str, Any] = body["error"]
     assert set(error) == {"code", "message", "details"}
     return error
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def new_key(client: TestClient, tenant: str, name: str = "test") -> dict[str, Any]:
+    """A new key for `tenant`, made with the admin token the `client` fixture sends."""
+    response = client.post("/v1/keys", json={"tenant": tenant, "name": name})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created

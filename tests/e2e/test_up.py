@@ -12,10 +12,12 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from app.keys.service import admin_token_path
 from app.spec.schemas import SEED_JOB_EXAMPLE
 from tests.conftest import MNIST, ROOT, free_port, wait_for_http
 
 TAAS = [sys.executable, "-m", "app.cli"]
+AUTH: dict[str, str] = {}
 pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/datasets/mnist")
 
 
@@ -36,6 +38,11 @@ def service(tmp_path: Path) -> Iterator[str]:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{url}/readyz", process)
+            # `taas up` made an admin token and printed it once; the `taas` command finds
+            # it in the data dir, and these tests send it themselves.
+            token = admin_token_path(tmp_path / "data").read_text().strip()
+            assert token in (tmp_path / "up.log").read_text()
+            AUTH["Authorization"] = f"Bearer {token}"
             yield url
             process.terminate()
             assert process.wait(30) == 0
@@ -47,10 +54,16 @@ def service(tmp_path: Path) -> Iterator[str]:
 
 def stream(url: str, job_id: str, after: int) -> list[dict[str, Any]]:
     ws = url.replace("http", "ws", 1)
-    with connect(f"{ws}/v1/jobs/{job_id}/stream?after={after}") as socket:
+    with connect(f"{ws}/v1/jobs/{job_id}/stream?after={after}", additional_headers=AUTH) as socket:
         events = [json.loads(raw) for raw in socket]
         assert socket.close_code == 1000
     return events
+
+
+def cli_env() -> dict[str, str]:
+    """The `taas` command of a user elsewhere: it is handed the admin token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAAS_")}
+    return env | {"TAAS_TOKEN": AUTH["Authorization"].removeprefix("Bearer ")}
 
 
 def upload_mnist(service: str) -> dict[str, Any]:
@@ -73,6 +86,7 @@ def upload_mnist(service: str) -> dict[str, Any]:
         text=True,
         check=True,
         cwd=ROOT,
+        env=cli_env(),
     )
     dataset: dict[str, Any] = json.loads(upload.stdout)
     assert (dataset["samples"], dataset["input_shape"], dataset["classes"]) == (
@@ -93,12 +107,13 @@ def test_seed_job_trains_on_mnist_and_streams(service: str, tmp_path: Path) -> N
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=cli_env(),
     )
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert "succeeded" in run.stdout
     job_id = run.stdout.split()[1]
-    job = httpx.get(f"{service}/v1/jobs/{job_id}").json()
+    job = httpx.get(f"{service}/v1/jobs/{job_id}", headers=AUTH).json()
     assert job["status"] == "succeeded"
     assert job["result"]["best"]["val_accuracy"] >= 0.90
     assert job["params"] == 8070
@@ -125,12 +140,12 @@ def test_cnn_preset_reaches_97_percent_on_mnist_in_a_few_epochs(service: str) ->
             "target": {"metric": "val_accuracy", "value": 0.97},
         },
     }
-    job = httpx.post(f"{service}/v1/jobs", json=spec).json()
+    job = httpx.post(f"{service}/v1/jobs", json=spec, headers=AUTH).json()
 
     events = stream(service, job["id"], after=0)
 
     assert events[-1]["data"]["status"] == "succeeded"
-    done = httpx.get(f"{service}/v1/jobs/{job['id']}").json()
+    done = httpx.get(f"{service}/v1/jobs/{job['id']}", headers=AUTH).json()
     assert done["reason"] == "target_reached"
     assert done["result"]["final"]["val_accuracy"] >= 0.97
     assert done["spec"]["model"]["preset"] == "cnn"

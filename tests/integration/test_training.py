@@ -211,3 +211,21 @@ def test_auto_levers_are_resolved_on_the_worker_and_reported(
     assert len(probe_logs) == 1
     assert str(settings["batch_size"]) in probe_logs[0]["batch_size"]
     assert done["timings"]["probe_s"] > 0
+
+
+def test_a_job_past_its_runtime_cap_stops_with_reason_timeout_and_keeps_its_checkpoints(
+    client: TestClient, settings: Settings, workers: Any
+) -> None:
+    workers.start(settings.model_copy(update={"max_runtime_s": 2.0}))
+    job = submit(client, small_job(epochs=10_000))
+
+    events, code = read_stream(client, job["id"])
+
+    assert code == 1000
+    assert statuses(events)[-1] == "failed"
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert (done["status"], done["reason"]) == ("failed", "timeout")
+    assert 0 < done["timings"]["total_s"] < 60
+    # What it trained is kept: the job can go on with POST /v1/jobs/{id}/resume.
+    saved = client.get(f"/v1/jobs/{job['id']}/checkpoints").json()["items"]
+    assert saved and all(c["kind"] == "epoch" for c in saved)

@@ -193,3 +193,17 @@ def test_redispatch_rings_again_only_for_old_doorbells(
 
     assert rung == [old]
     assert fresh not in rung
+
+
+def test_a_tenant_at_its_running_cap_waits_while_other_tenants_run(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    first, second = submitted(settings, sessions), submitted(settings, sessions)
+    other = submitted(settings, sessions, tenant="beta")
+
+    assert claim(sessions, first, max_running=1) is not None
+    assert claim(sessions, second, max_running=1) is None
+    assert claim(sessions, other, max_running=1) is not None
+    with sessions() as session:
+        waiting = session.get(Job, second)
+        assert waiting is not None and waiting.status == "queued"
