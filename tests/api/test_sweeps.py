@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.client import error_of, small_job
+from tests.client import bearer, error_of, new_key, small_job
 
 TARGET = {"metric": "val_accuracy", "value": 0.9}
 
@@ -102,10 +102,9 @@ def test_create_starts_at_most_max_parallel_trials_tagged_with_the_sweep(
     assert first["spec"]["training"]["target"] == TARGET
 
 
-def test_another_tenants_sweep_is_not_found(client: TestClient, settings: Any) -> None:
+def test_another_tenants_sweep_is_not_found(client: TestClient) -> None:
     created = client.post("/v1/sweeps", json=sweep()).json()
-    key = client.post("/v1/keys", json={"tenant": "beta", "name": "k"}).json()
-    other = {"Authorization": f"Bearer {key['key']}"}
+    other = bearer(new_key(client, "beta")["key"])
 
     assert client.get(f"/v1/sweeps/{created['id']}", headers=other).status_code == 404
     assert client.post(f"/v1/sweeps/{created['id']}/cancel", headers=other).status_code == 404
