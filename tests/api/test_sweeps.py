@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from tests.client import bearer, error_of, new_key, small_job
 
+pytestmark = pytest.mark.usefixtures("backend")
 TARGET = {"metric": "val_accuracy", "value": 0.9}
 
 
