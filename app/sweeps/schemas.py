@@ -54,7 +54,10 @@ class PathEffect(BaseModel):
 class Best(BaseModel):
     trial: int
     config: dict[str, Any]
-    spec: dict[str, Any] = Field(description="The complete job spec, ready to POST /v1/jobs.")
+    spec: dict[str, Any] = Field(
+        description="The complete job spec as the winner last ran (its rung's epochs), "
+        "ready to POST /v1/jobs."
+    )
     time_to_target_s: float | None
     best: float | None
     speedup: float | None = Field(

@@ -613,7 +613,11 @@ def describe(*, session: Session, sweep: Sweep) -> SweepOut:
     if leaderboard:
         top = leaderboard[0]
         config = sweep.trials[top].config
-        winner = JobSpec.model_validate(trial_spec(spec, config))
+        # As the winner last ran: with its rung's epochs, since a schedule such as
+        # one-cycle spans the job's epochs and what was measured must be what is offered.
+        raw = trial_spec(spec, config)
+        raw["training"] = {**raw["training"], "epochs": rungs(spec)[sweep.trials[top].rung]}
+        winner = JobSpec.model_validate(raw)
         base = measured.get(0) if spec.include_base else None
         speedup = None
         fastest = measured[top].time_to_target_s

@@ -130,3 +130,31 @@ def test_cancel_cancels_open_trials_and_starts_no_more(client: TestClient) -> No
 
 def test_unknown_sweep_is_a_404(client: TestClient) -> None:
     assert error_of(client.get("/v1/sweeps/sweep_missing"), 404)["code"] == "sweep_not_found"
+
+
+def test_advise_runs_the_base_against_sampled_levers_by_halving_on_time_to_target(
+    client: TestClient,
+) -> None:
+    base = small_job(epochs=27)
+
+    created = client.post("/v1/advise", json={"base": base, "target": TARGET})
+
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["trials"][0]["config"] == {}
+    assert len(body["trials"]) == 13
+    assert body["strategy"]["name"] == "halving"
+    assert body["rungs"] == [3, 9, 27]
+    assert body["objective"] == {"minimize": "time_to_target", "target": TARGET}
+    paths = {path for t in body["trials"][1:] for path in t["config"]}
+    assert paths == {"optimizer", "training.batch_size", "schedule", "training.precision"}
+    assert len({str(t["config"]) for t in body["trials"]}) == 13
+    again = client.post("/v1/advise", json={"base": base, "target": TARGET}).json()
+    assert [t["config"] for t in again["trials"]] == [t["config"] for t in body["trials"]]
+
+
+def test_advise_without_any_target_is_a_422_naming_target(client: TestClient) -> None:
+    error = error_of(client.post("/v1/advise", json={"base": small_job()}), 422)
+
+    assert error["details"][0]["field"] == "target"
+    assert jobs_of(client) == []
