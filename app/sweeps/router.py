@@ -48,14 +48,13 @@ def advise(
 ) -> SweepOut:
     """Which optimizer, batch size, schedule and precision reach the target fastest: a
     ready-made halving sweep that runs the base spec too; follow it as a sweep."""
-    spec = service.advice_spec(request.base, request.target, request.budget, request.name)
-    sweep = service.create(
+    sweep = service.advise(
         session=session,
         dispatcher=services.dispatcher,
         notifier=services.notifier,
         limits=services.settings,
         tenant=caller.tenant,
-        spec=spec,
+        request=request,
     )
     return service.describe(session=session, sweep=sweep)
 

@@ -40,7 +40,7 @@ from app.spec.sweeps import (
     shown,
 )
 from app.sweeps import repository
-from app.sweeps.schemas import Best, PathEffect, SweepOut, TrialOut, ValueEffect
+from app.sweeps.schemas import AdviseRequest, Best, PathEffect, SweepOut, TrialOut, ValueEffect
 
 logger = logging.getLogger(__name__)
 
@@ -396,19 +396,25 @@ def _advance(
     if budget.max_total_s is not None and utcnow() - sweep.created_at > timedelta(
         seconds=budget.max_total_s
     ):
-        _end(session, notifier, sweep, "succeeded", "max_total_s")
+        measured = _any_measured(session, spec, sweep)
+        _end(session, notifier, sweep, "succeeded" if measured else "failed", "max_total_s")
         return
     if isinstance(spec.strategy, Halving):
         _decide_rungs(spec, sweep.trials, found, len(epochs))
     session.commit()
     _submit_next(session, dispatcher, notifier, limits, sweep, spec, epochs, budget)
     if all(trial.state in FINAL for trial in sweep.trials):
-        found = repository.jobs(session, (j for t in sweep.trials for j in t.job_ids))
-        measured = any(measure(spec.objective, [found[j] for j in t.job_ids]) for t in sweep.trials)
+        measured = _any_measured(session, spec, sweep)
         sweep.status = "succeeded" if measured else "failed"
         sweep.reason = "completed" if measured else "no trial finished"
         sweep.finished_at = utcnow()
         session.commit()
+
+
+def _any_measured(session: Session, spec: SweepSpec, sweep: Sweep) -> bool:
+    """Whether any trial has a result to rank (a sweep without one has failed)."""
+    found = repository.jobs(session, (j for t in sweep.trials for j in t.job_ids))
+    return any(measure(spec.objective, [found[j] for j in t.job_ids]) for t in sweep.trials)
 
 
 def _record_rung(trial: Trial, job: Job, *, last: bool) -> None:
@@ -544,9 +550,28 @@ ADVISED_TRIALS = 12
 ADVISED_ETA = 3
 
 
-def advice_spec(
-    base: JobSpec, target: Target | None, budget: Budget, name: str = "advise"
-) -> SweepSpec:
+def advise(
+    *,
+    session: Session,
+    dispatcher: Dispatcher,
+    notifier: Notifier,
+    limits: Settings,
+    tenant: str,
+    request: AdviseRequest,
+) -> Sweep:
+    """Start the advisor's sweep for a base spec (see advice_spec)."""
+    spec = advice_spec(request.base, request.target, request.budget, request.name)
+    return create(
+        session=session,
+        dispatcher=dispatcher,
+        notifier=notifier,
+        limits=limits,
+        tenant=tenant,
+        spec=spec,
+    )
+
+
+def advice_spec(base: JobSpec, target: Target | None, budget: Budget, name: str) -> SweepSpec:
     """The advisor's sweep: the base against sampled optimizer, batch size, schedule and
     precision choices, halving on time to the target."""
     chosen = target or base.training.target

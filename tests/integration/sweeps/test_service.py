@@ -305,3 +305,28 @@ def test_time_to_target_ranks_trials_that_reached_it_first_then_by_metric(
     assert view.best is not None and view.best.speedup == pytest.approx(4.0)
     by_lr = next(e for e in view.explanation if e.path == "optimizer.lr")
     assert by_lr.values[0].value == str(LRS[1]) and by_lr.values[0].best_time_to_target_s == 1.0
+
+
+def test_past_max_total_s_the_sweep_cancels_its_open_trials_and_ranks_what_ran(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    sweep_id = create(
+        settings,
+        sessions,
+        strategy={"name": "grid"},
+        budget={"max_trials": 6, "max_parallel": 2, "max_total_s": 60},
+    )
+    first = trials(sessions, sweep_id)[0]
+    end_rung(sessions, first.job_id or "", 0.7)
+    with sessions() as session:
+        session.execute(update(Sweep).values(created_at=utcnow() - timedelta(seconds=61)))
+        session.commit()
+
+    advance(settings, sessions, sweep_id)
+
+    ended = sweep_row(sessions, sweep_id)
+    assert (ended.status, ended.reason) == ("succeeded", "max_total_s")
+    states = [t.state for t in trials(sessions, sweep_id)]
+    assert states == ["done"] + ["cancelled"] * 5
+    second = job(sessions, trials(sessions, sweep_id)[1].job_id)
+    assert second.status == "cancelled"
