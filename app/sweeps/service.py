@@ -11,6 +11,7 @@ from their housekeeping, so a restart of the API or of a worker loses no sweep.
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -125,9 +126,12 @@ def _validate(
     if spec.objective.target is not None and "training.target" in spec.space:
         raise SpecInvalid.at("space.training.target", "the objective's target is every trial's")
     try:
-        jobs.plan(session, spec.base, tenant=tenant, limits=limits)
+        base = JobSpec.model_validate(trial_spec(spec, {}))
+        jobs.plan(session, base, tenant=tenant, limits=limits)
+    except ValidationError as error:  # the base was valid: the objective's target is not
+        raise SpecInvalid.at("objective.target", error.errors()[0]["msg"]) from None
     except SpecInvalid as error:
-        raise _renamed(error, under="base") from None
+        raise _renamed(error, field_of=_base_field) from None
     epochs = rungs(spec)[0]
     for position, config in enumerate(configs):
         raw = _job_spec(spec, "validate", position, config, epochs)
@@ -149,7 +153,7 @@ def _validate(
             path = _blame(config, field.split("."))
             value = shown(config.get(path))
             prefix = f"{value} makes the spec invalid: "
-            raise _renamed(error, field=f"space.{path}", prefix=prefix) from None
+            raise _renamed(error, field_of=_always(f"space.{path}"), prefix=prefix) from None
     session.rollback()  # planning share-locked the datasets; nothing was written
 
 
@@ -169,13 +173,23 @@ def _blame(config: dict[str, Any], loc: list[str]) -> str:
     return max(config, key=shared)
 
 
+def _always(name: str) -> Callable[[str], str]:
+    return lambda _field: name
+
+
+def _base_field(field: str) -> str:
+    """Where in the sweep request a field of the base trial's spec comes from."""
+    if field.startswith("training.target"):
+        return "objective.target" + field.removeprefix("training.target")
+    return f"base.{field}"
+
+
 def _renamed(
-    error: SpecInvalid, *, under: str = "", field: str = "", prefix: str = ""
+    error: SpecInvalid, *, field_of: Callable[[str], str], prefix: str = ""
 ) -> SpecInvalid:
     """The error of a trial's spec, named by the sweep request's field."""
     details = [
-        ErrorDetail(field or f"{under}.{d.field}", f"{prefix}{d.field}: {d.message}")
-        for d in error.details
+        ErrorDetail(field_of(d.field), f"{prefix}{d.field}: {d.message}") for d in error.details
     ]
     message = "; ".join(f"{d.field}: {d.message}" for d in details) or error.message
     return SpecInvalid(message, details)

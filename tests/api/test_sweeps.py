@@ -158,3 +158,20 @@ def test_advise_without_any_target_is_a_422_naming_target(client: TestClient) ->
 
     assert error["details"][0]["field"] == "target"
     assert jobs_of(client) == []
+
+
+def test_a_target_the_data_cannot_have_is_a_422_at_the_objective(client: TestClient) -> None:
+    base = small_job()
+    base["dataset"] = {
+        "name": "synthetic",
+        "task": "regression",
+        "samples": 64,
+        "input_shape": [16],
+    }
+    base["model"]["layers"][-1]["out_features"] = 1
+    body = sweep(base=base, space={"optimizer.lr": [0.1]})
+
+    error = error_of(client.post("/v1/sweeps", json=body), 422)
+
+    assert error["details"][0]["field"] == "objective.target.metric"
+    assert jobs_of(client) == []
