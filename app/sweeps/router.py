@@ -10,6 +10,7 @@ from app.deps import (
     ServicesDep,
     SessionDep,
     WsServicesDep,
+    key_is_active,
     websocket_caller,
     websocket_credentials,
 )
@@ -103,10 +104,15 @@ async def stream_sweep(websocket: WebSocket, sweep_id: str, services: WsServices
         caller = await run_in_threadpool(websocket_caller, services, token)
         sending = asyncio.create_task(_send_changes(websocket, services, sweep_id, caller.tenant))
         hangup = asyncio.create_task(_hangup(websocket))
-        done, pending = await asyncio.wait({sending, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        watched = {sending, hangup}
+        if caller.key_id is not None:
+            watched.add(asyncio.create_task(_revoked(services, caller.key_id)))
+        done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         if sending not in done:
+            if hangup not in done:  # the key was revoked: its streams end with it
+                await websocket.close(code=WS_CLOSE_BASE + 401, reason="the key was revoked")
             return
         sending.result()
     except AppError as error:
@@ -140,3 +146,9 @@ async def _send_changes(
 async def _hangup(websocket: WebSocket) -> None:
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
+
+
+async def _revoked(services: Services, key_id: str) -> None:
+    """Returns once the stream's key is revoked (checked every key_check_s)."""
+    while await run_in_threadpool(key_is_active, services, key_id):
+        await asyncio.sleep(services.settings.key_check_s)

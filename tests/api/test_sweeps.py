@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from tests.client import bearer, error_of, new_key, small_job
 
@@ -175,3 +176,37 @@ def test_a_target_the_data_cannot_have_is_a_422_at_the_objective(client: TestCli
 
     assert error["details"][0]["field"] == "objective.target.metric"
     assert jobs_of(client) == []
+
+
+def stream_close(client: TestClient, sweep_id: str, headers: dict[str, str]) -> int:
+    with client.websocket_connect(f"/v1/sweeps/{sweep_id}/stream", headers=headers) as socket:
+        try:
+            socket.receive_json()
+        except WebSocketDisconnect as closed:
+            return closed.code
+    raise AssertionError("the stream sent a message")
+
+
+def test_another_tenants_sweep_stream_closes_like_a_missing_one(client: TestClient) -> None:
+    created = client.post("/v1/sweeps", json=sweep()).json()
+    other = bearer(new_key(client, "beta")["key"])
+
+    assert stream_close(client, created["id"], other) == 4404
+    assert stream_close(client, "sweep_missing", other) == 4404
+    assert stream_close(client, created["id"], {"Authorization": ""}) == 4401
+
+
+def test_the_stream_sends_the_sweep_and_closes_with_1000_once_it_has_ended(
+    client: TestClient,
+) -> None:
+    created = client.post("/v1/sweeps", json=sweep()).json()
+    client.post(f"/v1/sweeps/{created['id']}/cancel")
+
+    with client.websocket_connect(f"/v1/sweeps/{created['id']}/stream") as socket:
+        message = socket.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+
+    assert message["type"] == "sweep"
+    assert message["data"] == client.get(f"/v1/sweeps/{created['id']}").json()
+    assert closed.value.code == 1000
