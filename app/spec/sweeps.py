@@ -23,6 +23,7 @@ MAX_PATHS = 16
 MAX_VALUES = 64
 MAX_PARALLEL = 64
 MAX_TOTAL_S = 7 * 24 * 3600.0
+MAX_MIN_EPOCHS = 1000
 PATH_PATTERN = r"^[a-z_]+(\.[a-z_]+)*$"
 # Sampled floats keep 4 significant digits: `0.003162`, not `0.0031622776601683794`.
 SAMPLED_DIGITS = 4
@@ -81,7 +82,7 @@ class Halving(Strict):
     )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     eta: int = Field(3, ge=2, le=8)
-    min_epochs: int = Field(1, ge=1, le=1000)
+    min_epochs: int = Field(1, ge=1, le=MAX_MIN_EPOCHS)
 
 
 Strategy = Annotated[Grid | RandomSearch | Halving, Field(discriminator="name")]
@@ -162,23 +163,30 @@ class SpaceInvalid(ValueError):
 def configurations(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every trial's config, in trial order (the base's own `{}` first when included)."""
     strategy = spec.strategy
-    if isinstance(strategy, Grid) or (isinstance(strategy, Halving) and strategy.trials is None):
-        configs = _grid(spec.space)
-    else:
-        trials = strategy.trials or spec.budget.max_trials
-        configs = _sample(spec.space, trials, strategy.seed)
-    if spec.include_base:
-        configs = [{}, *configs]
-    if len(configs) > spec.budget.max_trials:
+    sampled = strategy if not isinstance(strategy, Grid) and strategy.trials else None
+    if sampled is None and isinstance(strategy, RandomSearch):
+        sampled = RandomSearch(name="random", trials=spec.budget.max_trials, seed=strategy.seed)
+    if sampled is None:
+        _lists_only(spec.space)
+    trials = sampled.trials if sampled else _grid_size(spec.space)
+    assert trials is not None
+    # Counted before anything is expanded: a grid of 64^16 is refused, not built.
+    total = trials + spec.include_base
+    if total > spec.budget.max_trials:
         raise SpaceInvalid(
             "budget.max_trials",
-            f"the space gives {len(configs)} trials, more than max_trials "
+            f"the space gives {total} trials, more than max_trials "
             f"{spec.budget.max_trials}; raise it, or sample with random or halving `trials`",
         )
-    return configs
+    configs = _sample(spec.space, trials, sampled.seed) if sampled else _grid(spec.space)
+    return [{}, *configs] if spec.include_base else configs
 
 
-def _grid(space: dict[str, Any]) -> list[dict[str, Any]]:
+def _grid_size(space: dict[str, Any]) -> int:
+    return math.prod(len(values) for values in space.values())
+
+
+def _lists_only(space: dict[str, Any]) -> None:
     for path, values in space.items():
         if not isinstance(values, list):
             raise SpaceInvalid(
@@ -186,6 +194,9 @@ def _grid(space: dict[str, Any]) -> list[dict[str, Any]]:
                 "a grid needs a list of values; sample a distribution with random or "
                 "halving and `trials`",
             )
+
+
+def _grid(space: dict[str, Any]) -> list[dict[str, Any]]:
     paths = list(space)
     return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*space.values())]
 

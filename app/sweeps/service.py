@@ -28,8 +28,9 @@ from app.jobs import service as jobs
 from app.orm import Job, Sweep, Trial
 from app.orm.base import utcnow
 from app.spec import JobSpec
-from app.spec.schemas import MAX_EPOCHS, Target
+from app.spec.schemas import Target
 from app.spec.sweeps import (
+    MAX_MIN_EPOCHS,
     Budget,
     Halving,
     Objective,
@@ -606,7 +607,7 @@ def advice_spec(base: JobSpec, target: Target | None, budget: Budget, name: str)
                 "name": "halving",
                 "trials": min(ADVISED_TRIALS, budget.max_trials - 1) or 1,
                 "eta": ADVISED_ETA,
-                "min_epochs": min(rung, MAX_EPOCHS),
+                "min_epochs": min(rung, MAX_MIN_EPOCHS),
             },
             "objective": {"minimize": "time_to_target", "target": chosen.model_dump(mode="json")},
             "budget": budget.model_dump(mode="json", exclude_none=True),

@@ -210,3 +210,14 @@ def test_the_stream_sends_the_sweep_and_closes_with_1000_once_it_has_ended(
     assert message["type"] == "sweep"
     assert message["data"] == client.get(f"/v1/sweeps/{created['id']}").json()
     assert closed.value.code == 1000
+
+
+def test_a_huge_grid_is_refused_by_counting_not_by_building_it(client: TestClient) -> None:
+    values = list(range(1, 65))
+    paths = ("training.batch_size", "training.seed", "training.epochs", "priority")
+    body = sweep(space=dict.fromkeys(paths, values))
+
+    error = error_of(client.post("/v1/sweeps", json=body), 422)
+
+    assert error["details"][0]["field"] == "budget.max_trials"
+    assert f"{64**4} trials" in error["details"][0]["message"]
