@@ -1,29 +1,22 @@
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Query, WebSocket, status
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import (
     CallerDep,
-    Services,
     ServicesDep,
     SessionDep,
     WsServicesDep,
-    key_is_active,
-    websocket_caller,
-    websocket_credentials,
 )
-from app.errors import AppError
 from app.spec.sweeps import SweepSpec
+from app.streams import open_stream, serve
 from app.sweeps import service
 from app.sweeps.schemas import AdviseRequest, SweepOut, SweepPage
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 advise_router = APIRouter(prefix="/v1/advise", tags=["sweeps"])
-
-# A stream that cannot start closes with 4000 + the HTTP status a request would get.
-WS_CLOSE_BASE = 4000
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
@@ -98,57 +91,25 @@ def cancel_sweep(
 async def stream_sweep(websocket: WebSocket, sweep_id: str, services: WsServicesDep) -> None:
     """The sweep as GET shows it, sent again whenever it changes; closes with 1000 after
     the sweep has ended."""
-    token, subprotocol = websocket_credentials(websocket)
-    await websocket.accept(subprotocol=subprotocol)
-    try:
-        caller = await run_in_threadpool(websocket_caller, services, token)
-        sending = asyncio.create_task(_send_changes(websocket, services, sweep_id, caller.tenant))
-        hangup = asyncio.create_task(_hangup(websocket))
-        watched = {sending, hangup}
-        if caller.key_id is not None:
-            watched.add(asyncio.create_task(_revoked(services, caller.key_id)))
-        done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        if sending not in done:
-            if hangup not in done:  # the key was revoked: its streams end with it
-                await websocket.close(code=WS_CLOSE_BASE + 401, reason="the key was revoked")
-            return
-        sending.result()
-    except AppError as error:
-        await websocket.close(code=WS_CLOSE_BASE + error.status_code, reason=error.message[:120])
+    caller = await open_stream(websocket, services)
+    if caller is None:
         return
-    except (WebSocketDisconnect, RuntimeError):
-        return  # the client left while we were sending
-    await websocket.close(code=1000)
 
-
-async def _send_changes(
-    websocket: WebSocket, services: Services, sweep_id: str, tenant: str
-) -> None:
     def read() -> SweepOut:
         with services.sessions() as session:
-            sweep = service.get(session=session, sweep_id=sweep_id, tenant=tenant)
+            sweep = service.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
             return service.describe(session=session, sweep=sweep)
 
-    sent = None
-    while True:
-        view = await run_in_threadpool(read)
-        shown = view.model_dump_json()
-        if shown != sent:
-            await websocket.send_text(f'{{"type":"sweep","data":{shown}}}')
-            sent = shown
-        if view.status in service.TERMINAL:
-            return
-        await asyncio.sleep(services.settings.event_poll_s)
+    async def send_changes() -> None:
+        sent = None
+        while True:
+            view = await run_in_threadpool(read)
+            shown = view.model_dump_json()
+            if shown != sent:
+                await websocket.send_text(f'{{"type":"sweep","data":{shown}}}')
+                sent = shown
+            if view.status in service.TERMINAL:
+                return
+            await asyncio.sleep(services.settings.event_poll_s)
 
-
-async def _hangup(websocket: WebSocket) -> None:
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
-
-
-async def _revoked(services: Services, key_id: str) -> None:
-    """Returns once the stream's key is revoked (checked every key_check_s)."""
-    while await run_in_threadpool(key_is_active, services, key_id):
-        await asyncio.sleep(services.settings.key_check_s)
+    await serve(websocket, services, caller, send_changes())
