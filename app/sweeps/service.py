@@ -418,7 +418,8 @@ def _advance(
         _decide_rungs(spec, sweep.trials, found, len(epochs))
     session.commit()
     _submit_next(session, dispatcher, notifier, limits, sweep, spec, epochs, budget)
-    if all(trial.state in FINAL for trial in sweep.trials):
+    session.refresh(sweep)
+    if sweep.status == "running" and all(trial.state in FINAL for trial in sweep.trials):
         measured = _any_measured(session, spec, sweep)
         sweep.status = "succeeded" if measured else "failed"
         sweep.reason = "completed" if measured else "no trial finished"
