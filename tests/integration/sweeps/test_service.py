@@ -330,3 +330,33 @@ def test_past_max_total_s_the_sweep_cancels_its_open_trials_and_ranks_what_ran(
     assert states == ["done"] + ["cancelled"] * 5
     second = job(sessions, trials(sessions, sweep_id)[1].job_id)
     assert second.status == "cancelled"
+
+
+def test_time_to_target_adds_the_earlier_rungs_and_the_target_ends_a_trial(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    sweep_id = create(
+        settings,
+        sessions,
+        space={"optimizer.lr": LRS[:3]},
+        objective={"minimize": "time_to_target", "target": {"value": 0.9}},
+        budget={"max_trials": 3, "max_parallel": 3},
+    )
+    for trial, accuracy in zip(trials(sessions, sweep_id), (0.85, 0.80, 0.70), strict=True):
+        end_rung(sessions, trial.job_id or "", accuracy)
+    advance(settings, sessions, sweep_id)
+
+    # None reached the target: the closest goes on, the rest stop.
+    now = trials(sessions, sweep_id)
+    assert [(t.state, t.rung) for t in now] == [("running", 1), ("stopped", 0), ("stopped", 0)]
+    end_rung(sessions, now[0].job_id or "", 0.91, target_s=0.25)
+    advance(settings, sessions, sweep_id)
+
+    with sessions() as session:
+        view = sweeps.describe(session=session, sweep=sweep_row(sessions, sweep_id))
+    assert view.status == "succeeded"
+    assert (view.trials[0].state, view.trials[0].reason) == ("done", "target reached")
+    # Rung 0's epoch (1 s), then 0.25 s into rung 1; its last rung (9 epochs) never ran.
+    assert [t.time_to_target_s for t in view.trials] == [pytest.approx(1.25), None, None]
+    assert view.leaderboard == [0, 1, 2]
+    assert view.best is not None and view.best.spec["training"]["epochs"] == 3
