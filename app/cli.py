@@ -28,6 +28,8 @@ datasets_cli = typer.Typer(help="Upload and list datasets.", no_args_is_help=Tru
 cli.add_typer(datasets_cli, name="datasets")
 checkpoints_cli = typer.Typer(help="Upload, describe and download weights.", no_args_is_help=True)
 cli.add_typer(checkpoints_cli, name="checkpoints")
+keys_cli = typer.Typer(help="Create, list and revoke tenants' keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
 console = Console()
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -394,6 +396,35 @@ def checkpoints_download(
 ) -> None:
     """Download a checkpoint's weights (safetensors)."""
     _download(f"/v1/checkpoints/{checkpoint_id}/download", output, url)
+
+
+@keys_cli.command("create")
+def keys_create(
+    tenant: str,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "key",
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Create a key for TENANT (admin token only); prints it, the only time it is shown."""
+    with _client(url) as client:
+        key = _check(client.post("/v1/keys", json={"tenant": tenant, "name": name}))
+    console.print_json(data=key)
+
+
+@keys_cli.command("list")
+def keys_list(url: Url = DEFAULT_URL) -> None:
+    """List keys (the admin sees every tenant's), without the keys themselves."""
+    with _client(url) as client:
+        console.print_json(data=_check(client.get("/v1/keys")))
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str, url: Url = DEFAULT_URL) -> None:
+    """Revoke a key: refused from the next request on."""
+    with _client(url) as client:
+        response = client.delete(f"/v1/keys/{key_id}")
+        if response.status_code != 204:
+            _check(response)
+    console.print(f"revoked {key_id}")
 
 
 def main() -> None:

@@ -154,3 +154,32 @@ def test_cnn_preset_reaches_97_percent_on_mnist_in_a_few_epochs(service: str) ->
         "batchnorm2d",
         "maxpool2d",
     ]
+
+
+def test_the_admin_creates_a_tenants_key_with_the_taas_command_and_it_walls_the_tenant_off(
+    service: str,
+) -> None:
+    def taas(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*TAAS, *args, "--url", service],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=cli_env() | env,
+        )
+
+    made = taas("keys", "create", "alpha", "--name", "e2e")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    alpha = {"Authorization": f"Bearer {key['key']}"}
+    job = httpx.post(
+        f"{service}/v1/jobs", json={**SEED_JOB_EXAMPLE, "dataset": "synthetic"}, headers=alpha
+    )
+    assert job.status_code == 201, job.text
+    assert httpx.get(f"{service}/v1/jobs/{job.json()['id']}", headers=AUTH).status_code == 404
+    shown = taas("status", job.json()["id"], TAAS_TOKEN=key["key"])
+    assert shown.returncode == 0 and job.json()["id"] in shown.stdout
+
+    assert taas("keys", "revoke", key["id"]).returncode == 0
+    assert httpx.get(f"{service}/v1/jobs", headers=alpha).status_code == 401
+    assert key["key"] not in taas("keys", "list").stdout
