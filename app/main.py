@@ -44,6 +44,8 @@ from app.models.router import router as models_router
 from app.orm import Job
 from app.spec.layers import LAYER_TYPES
 from app.storage import Storage
+from app.sweeps.router import advise_router
+from app.sweeps.router import router as sweeps_router
 from app.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
@@ -257,6 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checkpoints_router,
         models_router,
         workers_router,
+        sweeps_router,
+        advise_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 

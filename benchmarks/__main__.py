@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy, api, dispatch, engine, levers, scaling, streaming
+from benchmarks import accuracy, api, dispatch, engine, levers, scaling, streaming, sweeps
 from benchmarks.service import DEVICE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "accuracy": accuracy.run,
     "levers": levers.run,
     "scaling": scaling.run,
+    "sweeps": sweeps.run,
 }
 
 

@@ -16,6 +16,7 @@ from app.events.notify import make_notifier
 from app.jobs import service as jobs
 from app.orm.base import utcnow
 from app.storage import Storage
+from app.sweeps import service as sweeps
 from app.workers import service as workers
 from worker import gang
 from worker.supervisor import Supervisor, warm_up
@@ -45,6 +46,14 @@ def register(celery: Celery, settings: Settings) -> None:
     def train(job_id: str) -> None:
         """Train one job: the payload is only its id; the database says what to do."""
         supervisor.run(job_id)
+        with sessions() as session:  # a sweep's trial ended: its sweep moves on now
+            sweeps.advance_for_job(
+                session=session,
+                dispatcher=dispatcher,
+                notifier=notifier,
+                limits=settings,
+                job_id=job_id,
+            )
 
     @celery.task(name=JOIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def join(job_id: str) -> None:
@@ -68,6 +77,10 @@ def register(celery: Celery, settings: Settings) -> None:
                     )
                 with sessions() as session:
                     jobs.reap(session=session, notifier=notifier)
+                with sessions() as session:
+                    sweeps.advance_running(
+                        session=session, dispatcher=dispatcher, notifier=notifier, limits=settings
+                    )
                 with sessions() as session:
                     jobs.redispatch(
                         session=session,

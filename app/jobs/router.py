@@ -1,23 +1,16 @@
-import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Body, Header, Query, WebSocket, status
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.checkpoints import service as checkpoints
 from app.checkpoints.schemas import CheckpointPage
 from app.deps import (
     CallerDep,
-    Services,
     ServicesDep,
     SessionDep,
     WsServicesDep,
-    key_is_active,
-    websocket_caller,
-    websocket_credentials,
 )
-from app.errors import AppError
 from app.events import service as events
 from app.events.notify import Wakeups
 from app.events.schemas import EventOut, EventPage, MetricPage, MetricRow
@@ -25,6 +18,7 @@ from app.jobs import service
 from app.jobs.schemas import JobOut, JobPage, ResumeRequest
 from app.spec import JobSpec
 from app.spec.schemas import SEED_JOB_EXAMPLE
+from app.streams import WS_CLOSE_BASE, open_stream, serve
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,8 +28,6 @@ MAX_SEQ = 2**31 - 1
 Cursor = Annotated[
     int, Query(ge=0, le=MAX_SEQ, description="Return events with a seq greater than this.")
 ]
-# A stream that cannot start closes with 4000 + the HTTP status a request would get (4404).
-WS_CLOSE_BASE = 4000
 
 
 IdempotencyKey = Annotated[
@@ -186,12 +178,8 @@ async def stream_job(
     websocket: WebSocket, job_id: str, services: WsServicesDep, after: int = 0
 ) -> None:
     """Replay a job's events after `after`, follow live ones, close with 1000 after the end."""
-    token, subprotocol = websocket_credentials(websocket)
-    await websocket.accept(subprotocol=subprotocol)
-    try:
-        caller = await run_in_threadpool(websocket_caller, services, token)
-    except AppError as error:
-        await websocket.close(code=WS_CLOSE_BASE + error.status_code, reason=error.message[:120])
+    caller = await open_stream(websocket, services)
+    if caller is None:
         return
     if not 0 <= after <= MAX_SEQ:
         reason = f"after must be between 0 and {MAX_SEQ}"
@@ -207,36 +195,4 @@ async def stream_job(
         async for event in follow:
             await websocket.send_text(event.model_dump_json())
 
-    # Clients only listen; reading their side is how a stream learns it was hung up on
-    # while it waits for the next event, instead of at the next send.
-    sending = asyncio.create_task(send_events())
-    hangup = asyncio.create_task(_hangup(websocket))
-    watched = {sending, hangup}
-    if caller.key_id is not None:
-        watched.add(asyncio.create_task(_revoked(services, caller.key_id)))
-    done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    if sending not in done:
-        if hangup not in done:  # the key was revoked: its streams end with it
-            await websocket.close(code=WS_CLOSE_BASE + 401, reason="the key was revoked")
-        return
-    try:
-        sending.result()
-    except AppError as error:
-        await websocket.close(code=WS_CLOSE_BASE + error.status_code, reason=error.message[:120])
-        return
-    except (WebSocketDisconnect, RuntimeError):
-        return  # the client left while we were sending
-    await websocket.close(code=1000)
-
-
-async def _hangup(websocket: WebSocket) -> None:
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
-
-
-async def _revoked(services: Services, key_id: str) -> None:
-    """Returns once the stream's key is revoked (checked every key_check_s)."""
-    while await run_in_threadpool(key_is_active, services, key_id):
-        await asyncio.sleep(services.settings.key_check_s)
+    await serve(websocket, services, caller, send_events())

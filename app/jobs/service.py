@@ -540,11 +540,23 @@ def resume(
 ) -> Job:
     """A new job continuing a finished job from its newest checkpoint for `epochs` more."""
     job = get(session=session, job_id=job_id, tenant=tenant)
+    return submit(
+        session=session,
+        dispatcher=dispatcher,
+        notifier=notifier,
+        limits=limits,
+        tenant=tenant,
+        spec=continuation(session, job, epochs),
+    )
+
+
+def continuation(session: Session, job: Job, epochs: int) -> JobSpec:
+    """The spec of a job that continues a finished one from its newest checkpoint."""
     if job.status not in TERMINAL:
-        raise InvalidTransition(f"job {job_id} is {job.status}; only a finished job can be resumed")
-    newest = checkpoints.newest_of_job(session, job_id)
+        raise InvalidTransition(f"job {job.id} is {job.status}; only a finished job can be resumed")
+    newest = checkpoints.newest_of_job(session, job.id)
     if newest is None or newest.epoch is None:
-        raise InvalidTransition(f"job {job_id} saved no checkpoint to resume from")
+        raise InvalidTransition(f"job {job.id} saved no checkpoint to resume from")
     spec = dict(job.spec)
     spec["training"] = {**spec["training"], "epochs": newest.epoch + epochs}
     spec["init"] = {
@@ -553,15 +565,8 @@ def resume(
         "strict": True,
         "resume": True,
     }
-    spec["tags"] = list(dict.fromkeys([*spec.get("tags", []), f"resumes:{job_id}"]))[:32]
-    return submit(
-        session=session,
-        dispatcher=dispatcher,
-        notifier=notifier,
-        limits=limits,
-        tenant=tenant,
-        spec=JobSpec.model_validate(spec),
-    )
+    spec["tags"] = list(dict.fromkeys([*spec.get("tags", []), f"resumes:{job.id}"]))[:32]
+    return JobSpec.model_validate(spec)
 
 
 def finish(

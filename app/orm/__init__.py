@@ -7,6 +7,7 @@ from app.orm.events import Event
 from app.orm.gangs import GangSlot
 from app.orm.jobs import Job, JobTag
 from app.orm.keys import ApiKey
+from app.orm.sweeps import Sweep, Trial
 from app.orm.workers import Worker
 
 __all__ = [
@@ -18,5 +19,7 @@ __all__ = [
     "GangSlot",
     "Job",
     "JobTag",
+    "Sweep",
+    "Trial",
     "Worker",
 ]

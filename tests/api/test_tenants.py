@@ -24,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 MISSING = {"job": "job_0000000000000000missing", "dataset": "ds_0000missing"}
 MISSING |= {"checkpoint": "ckpt_0000missing", "key": "key_0000missing"}
 MISSING |= {"queued_job": MISSING["job"], "spare_dataset": MISSING["dataset"]}
+MISSING |= {"sweep": "sweep_0000missing"}
 
 
 def npz_upload() -> dict[str, Any]:
@@ -47,6 +48,11 @@ def job_on(dataset: str, epochs: int = 1) -> dict[str, Any]:
     return {**small_job(epochs=epochs), "dataset": dataset}
 
 
+def sweep_on(dataset: str) -> dict[str, Any]:
+    space = {"optimizer.lr": [0.1]}
+    return {"base": job_on(dataset), "space": space, "objective": {"maximize": "val_accuracy"}}
+
+
 @dataclass
 class Tenant:
     client: TestClient
@@ -67,6 +73,7 @@ class Objects:
     spare_dataset: str  # no job uses it, so it can be deleted
     checkpoint: str
     key: str  # not the one the tenant calls with, so it can be revoked
+    sweep: str
 
 
 def make_objects(owner: Tenant, workers: Workers, spare_key: str) -> Objects:
@@ -80,7 +87,8 @@ def make_objects(owner: Tenant, workers: Workers, spare_key: str) -> Objects:
     assert statuses(events)[-1] == "succeeded", events
     workers.stop_all()
     queued = owner.call("POST", "/v1/jobs", json=job_on(dataset)).json()["id"]
-    return Objects(job, queued, dataset, spare, checkpoint, spare_key)
+    sweep = owner.call("POST", "/v1/sweeps", json=sweep_on(dataset)).json()["id"]
+    return Objects(job, queued, dataset, spare, checkpoint, spare_key, sweep)
 
 
 def read_stream_as(tenant: Tenant, job_id: str) -> tuple[list[dict[str, Any]], int | None]:
@@ -122,11 +130,20 @@ OBJECT_ROUTES: list[Route] = [
     ),
     ("DELETE", "/v1/keys/{id}", "key", NONE),
     ("DELETE", "/v1/datasets/{id}", "spare_dataset", NONE),
+    ("GET", "/v1/sweeps/{id}", "sweep", NONE),
+    ("POST", "/v1/sweeps/{id}/cancel", "sweep", NONE),
+    ("POST", "/v1/sweeps", "body:dataset", lambda ds: {"json": sweep_on(ds)}),
+    (
+        "POST",
+        "/v1/advise",
+        "body:dataset",
+        lambda ds: {"json": {"base": job_on(ds), "target": {"value": 0.5}}},
+    ),
 ]
 # Routes that take no object id: each shows its caller only its own.
 LIST_ROUTES = {("GET", "/v1/jobs"), ("GET", "/v1/datasets"), ("GET", "/v1/checkpoints")}
 LIST_ROUTES |= {("GET", "/v1/keys"), ("GET", "/v1/workers"), ("POST", "/v1/datasets")}
-LIST_ROUTES |= {("POST", "/v1/checkpoints"), ("POST", "/v1/keys")}
+LIST_ROUTES |= {("POST", "/v1/checkpoints"), ("POST", "/v1/keys"), ("GET", "/v1/sweeps")}
 
 
 def api_routes(client: TestClient) -> set[tuple[str, str]]:
@@ -145,7 +162,7 @@ def api_routes(client: TestClient) -> set[tuple[str, str]]:
 
 def test_the_matrix_names_every_route_of_the_api(client: TestClient) -> None:
     named = {(method, path) for method, path, _, _ in OBJECT_ROUTES}
-    named |= LIST_ROUTES | {("WS", "/v1/jobs/{id}/stream")}
+    named |= LIST_ROUTES | {("WS", "/v1/jobs/{id}/stream"), ("WS", "/v1/sweeps/{id}/stream")}
 
     assert api_routes(client) == named
 
@@ -178,7 +195,7 @@ def test_another_tenants_objects_answer_like_missing_ones_on_every_route(
         assert theirs.text.replace(*mask) == missing.text, route
 
     # Lists show only your own.
-    for path in ("/v1/jobs", "/v1/datasets", "/v1/checkpoints"):
+    for path in ("/v1/jobs", "/v1/datasets", "/v1/checkpoints", "/v1/sweeps"):
         assert beta.call("GET", path).json()["items"] == [], path
         assert alpha.call("GET", path).json()["items"] != [], path
     assert {k["tenant"] for k in beta.call("GET", "/v1/keys").json()["items"]} == {"beta"}

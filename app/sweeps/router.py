@@ -1,0 +1,115 @@
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket, status
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import (
+    CallerDep,
+    ServicesDep,
+    SessionDep,
+    WsServicesDep,
+)
+from app.spec.sweeps import SweepSpec
+from app.streams import open_stream, serve
+from app.sweeps import service
+from app.sweeps.schemas import AdviseRequest, SweepOut, SweepPage
+
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+advise_router = APIRouter(prefix="/v1/advise", tags=["sweeps"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+def create_sweep(
+    spec: SweepSpec, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> SweepOut:
+    """Fan a job out into trials over a space of spec fields; every trial is validated
+    before any runs."""
+    sweep = service.create(
+        session=session,
+        dispatcher=services.dispatcher,
+        notifier=services.notifier,
+        limits=services.settings,
+        tenant=caller.tenant,
+        spec=spec,
+    )
+    return service.describe(session=session, sweep=sweep)
+
+
+@advise_router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+def advise(
+    request: AdviseRequest, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> SweepOut:
+    """Which optimizer, batch size, schedule and precision reach the target fastest: a
+    ready-made halving sweep that runs the base spec too; follow it as a sweep."""
+    sweep = service.advise(
+        session=session,
+        dispatcher=services.dispatcher,
+        notifier=services.notifier,
+        limits=services.settings,
+        tenant=caller.tenant,
+        request=request,
+    )
+    return service.describe(session=session, sweep=sweep)
+
+
+@router.get("", response_model=SweepPage)
+def list_sweeps(
+    caller: CallerDep,
+    session: SessionDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1)] = 20,
+) -> SweepPage:
+    """The tenant's newest sweeps."""
+    limit = min(limit, services.settings.page_size_max)
+    sweeps = service.page(session=session, tenant=caller.tenant, limit=limit)
+    return SweepPage(
+        items=[service.describe(session=session, sweep=sweep) for sweep in sweeps],
+        next_cursor=None,
+    )
+
+
+@router.get("/{sweep_id}", response_model=SweepOut)
+def get_sweep(sweep_id: str, caller: CallerDep, session: SessionDep) -> SweepOut:
+    """A sweep: its trials, leaderboard, best configuration and what mattered."""
+    sweep = service.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
+    return service.describe(session=session, sweep=sweep)
+
+
+@router.post("/{sweep_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SweepOut)
+def cancel_sweep(
+    sweep_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
+) -> SweepOut:
+    """Cancel every open trial; no further trial starts (409 once the sweep has ended)."""
+    sweep = service.cancel(
+        session=session, notifier=services.notifier, sweep_id=sweep_id, tenant=caller.tenant
+    )
+    return service.describe(session=session, sweep=sweep)
+
+
+@router.websocket("/{sweep_id}/stream")
+async def stream_sweep(websocket: WebSocket, sweep_id: str, services: WsServicesDep) -> None:
+    """The sweep as GET shows it, sent again whenever it changes; closes with 1000 after
+    the sweep has ended."""
+    caller = await open_stream(websocket, services)
+    if caller is None:
+        return
+
+    def read() -> SweepOut:
+        with services.sessions() as session:
+            sweep = service.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
+            return service.describe(session=session, sweep=sweep)
+
+    async def send_changes() -> None:
+        sent = None
+        while True:
+            view = await run_in_threadpool(read)
+            shown = view.model_dump_json()
+            if shown != sent:
+                await websocket.send_text(f'{{"type":"sweep","data":{shown}}}')
+                sent = shown
+            if view.status in service.TERMINAL:
+                return
+            await asyncio.sleep(services.settings.event_poll_s)
+
+    await serve(websocket, services, caller, send_changes())
