@@ -47,8 +47,6 @@ def test_a_halving_sweep_runs_on_a_worker_promotes_by_resuming_and_ends(
     assert code == 1000
     assert {m["type"] for m in messages} == {"sweep"}
     assert messages[-1]["data"]["status"] == "succeeded"
-    seen = {t["state"] for m in messages for t in m["data"]["trials"]}
-    assert "running" in seen
     done = client.get(f"/v1/sweeps/{sweep_id}").json()
     assert done == messages[-1]["data"]
     assert done["rungs"] == [1, 3]
