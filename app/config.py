@@ -34,6 +34,23 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A queued job whose doorbell is older than this is re-sent."
     )
     page_size_max: int = Field(200, gt=0)
+    max_restarts: int = Field(
+        3,
+        ge=0,
+        description="A job handed back this many times by infrastructure failures (a lost "
+        "worker, a killed trainer) fails on the next one instead of running again.",
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        gt=0,
+        description="A trainer asked to stop (worker shutdown, cancel) has this long to "
+        "checkpoint before it is killed.",
+    )
+    broker_visibility_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Redis redelivers a doorbell not acknowledged within this long.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -21,7 +21,7 @@ class Checkpoint(Base):
     # Uploaded weights belong to no job; a deleted job's checkpoints go with it.
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # "epoch", "final" or "upload"
+    kind: Mapped[str] = mapped_column(String(16))  # "epoch", "stop", "final" or "upload"
     epoch: Mapped[int | None]
     step: Mapped[int | None]
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,19 @@ EVAL_BATCH = 4096
 
 class Diverged(Exception):
     """The loss became NaN or infinite: the job's own failure, not the worker's."""
+
+
+class Stopped(Exception):
+    """The trainer was asked to stop: it saved a checkpoint where it was, and the job goes
+    on from there elsewhere (or, when cancelled, can be resumed from it)."""
+
+
+@dataclass
+class StopRequest:
+    """Set from outside (a signal handler) to ask for a checkpoint and a stop at the next
+    step; the loop reads one attribute per step, which costs nothing measurable."""
+
+    requested: bool = False
 
 
 def pick_device(requested: str) -> torch.device:
@@ -110,6 +123,7 @@ class Trainer:
         resume: dict[str, Any] | None = None,
         checkpoints: CheckpointStore | None = None,
         reported_epoch: int = 0,
+        stop: StopRequest | None = None,
     ) -> None:
         self.spec = spec
         self.splits = splits
@@ -129,6 +143,9 @@ class Trainer:
         self.checkpoints = checkpoints
         # Epochs up to here were reported by an earlier attempt: retrain them silently.
         self.reported_epoch = reported_epoch
+        self.stop = stop or StopRequest()
+        # Set by a resume from a checkpoint taken mid-epoch: how far into it that was.
+        self.within_epoch: dict[str, Any] | None = None
         self.forward: Callable[[Tensor], Tensor] = (
             torch.compile(self.net) if training.compile else self.net
         )
@@ -181,15 +198,24 @@ class Trainer:
         self.schedule.restore(state["schedule"], steps=self.step, epochs=state["epoch"])
         self.schedule.keep_lr_across(lambda: self.optimizer.load_state_dict(state["optimizer"]))
         torch.set_rng_state(state["torch_rng"])
+        # Mid-epoch, "shuffle_rng" is the generator as that epoch began: drawing the same
+        # permutation again and skipping the batches already trained continues exactly.
         self.generator.set_state(state["shuffle_rng"])
+        self.within_epoch = state.get("within_epoch")
         if self.device.type == "cuda" and state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
-    def save_checkpoint(self, kind: str, epoch: int, metrics: dict[str, float]) -> None:
+    def save_checkpoint(
+        self,
+        kind: str,
+        epoch: int,
+        metrics: dict[str, float],
+        state: dict[str, Any] | None = None,
+    ) -> None:
         if self.checkpoints is None:
             return
         started = time.perf_counter()
-        record = self.checkpoints.save(self.net.state_dict(), self.state(epoch))
+        record = self.checkpoints.save(self.net.state_dict(), state or self.state(epoch))
         self.clock.checkpoint_s += time.perf_counter() - started
         self.emit(
             "checkpoint",
@@ -210,6 +236,8 @@ class Trainer:
         metrics: dict[str, float] = history[-1] if history else {}
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, self.spec.training.epochs + 1):
+            if self.stop.requested:  # between epochs: nothing of this one is done yet
+                self.stop_here(epoch, 0, 0.0, self.generator.get_state())
             started = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             train_s = time.perf_counter() - started
@@ -236,10 +264,13 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         self.net.train()
+        epoch_rng = self.generator.get_state()  # before the shuffle, for a mid-epoch stop
+        within, self.within_epoch = self.within_epoch or {"batches": 0, "loss_sum": 0.0}, None
+        skip = int(within["batches"])
         # One running sum on the device; a step metric reads it and remembers what it read,
         # so a window's loss is a difference and the hot loop does a single add.
-        loss_sum = torch.zeros((), device=self.device)
-        read_sum, read_steps, read_samples = 0.0, 0, 0
+        loss_sum = torch.full((), float(within["loss_sum"]), device=self.device)
+        read_sum, read_steps, read_samples = float(within["loss_sum"]), skip, 0
         samples = 0
         window_started = time.perf_counter()
         if self.clock.first_step_at is None:
@@ -248,6 +279,8 @@ class Trainer:
         for steps, (x, y) in enumerate(
             batches(self.splits.train, self.batch_size, self.generator), start=1
         ):
+            if steps <= skip:  # trained before a mid-epoch stop
+                continue
             loss_sum += self.train_step(x, y)
             samples += len(y)
             # A host-side clock check per step; the device is read only when a metric is due.
@@ -260,9 +293,26 @@ class Trainer:
                     (samples - read_samples) / (now - window_started),
                 )
                 read_sum, read_steps, read_samples, window_started = total, steps, samples, now
+            if self.stop.requested:
+                self.stop_here(epoch, steps, float(loss_sum.item()), epoch_rng)
         mean_loss = float(loss_sum.item()) / self.steps_per_epoch  # the epoch's one sync
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
+
+    def stop_here(
+        self, epoch: int, batches_done: int, loss_sum: float, epoch_rng: Tensor
+    ) -> NoReturn:
+        """Checkpoint `batches_done` batches into `epoch`, then stop (raises Stopped)."""
+        state = {
+            **self.state(epoch - 1),
+            "shuffle_rng": epoch_rng,
+            "within_epoch": {"batches": batches_done, "loss_sum": loss_sum},
+        }
+        metrics = self.history[-1] if self.history else {}
+        self.save_checkpoint("stop", epoch - 1, metrics, state)
+        raise Stopped(
+            f"stopped on request at step {self.step} ({batches_done} batches into epoch {epoch})"
+        )
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         self.optimizer.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ This module imports torch; the worker's fork server preloads it (worker/trainer/
 """
 
 import json
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -16,11 +17,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from app.ids import new_id
 from app.spec import JobSpec, SyntheticData
 from app.storage import Storage
 from worker.trainer import checkpoints, data
-from worker.trainer.loop import Trainer, WarmStart, pick_device
+from worker.trainer.entry import (
+    DIVERGED,
+    INFRASTRUCTURE,
+    JOB_ERROR,
+    OUT_OF_MEMORY,
+    SHAPE_ERROR,
+    STOP_SIGNAL,
+)
+from worker.trainer.loop import Diverged, Stopped, StopRequest, Trainer, WarmStart, pick_device
+
+# Words of torch's messages for tensors that do not fit together.
+SHAPE_WORDS = ("shape", "size mismatch", "must match the size", "dimension")
+
+
+def fault_of(error: Exception) -> str:
+    """Whose fault an exception in the trainer is: one of the kinds named in entry.py."""
+    if isinstance(error, Diverged):
+        return DIVERGED
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return OUT_OF_MEMORY
+    if isinstance(error, RuntimeError) and any(w in str(error) for w in SHAPE_WORDS):
+        return SHAPE_ERROR
+    # A failing disk or file system is the machine's, not the job's.
+    if isinstance(error, OSError):
+        return INFRASTRUCTURE
+    return JOB_ERROR
 
 
 class Events:
@@ -65,6 +93,10 @@ def starting_point(payload: dict[str, Any]) -> tuple[WarmStart | None, dict[str,
 def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
     """Train the payload's job; the process's exit status."""
     emit = Events(send)
+    stop = StopRequest()
+    # The supervisor's "checkpoint, then stop" (worker shutdown, cancel). Until the loop
+    # runs there is nothing to save, and the loop checks the request at every step.
+    signal.signal(STOP_SIGNAL, lambda *_: setattr(stop, "requested", True))
     try:
         spec = JobSpec.model_validate(payload["spec"])
         device = pick_device(spec.resources.device)
@@ -99,6 +131,7 @@ def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
             warm_start=warm_start,
             resume=resume,
             checkpoints=DirectoryStore(Path(payload["artifacts_dir"]), payload["checkpoint_dir"]),
+            stop=stop,
         )
         if resume is not None:
             message = f"resumed after epoch {resume['epoch']} (step {resume['step']})"
@@ -112,10 +145,16 @@ def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
             emit("log", {"level": "info", "message": message, "warm_start": payload["warm_start"]})
         result = trainer.run()
         emit("result", {"result": result, "timings": trainer.timings(payload["claimed_at"])})
+    except Stopped as stopped:
+        emit("log", {"level": "info", "message": str(stopped)})
     except Exception as error:
         emit(
             "error",
-            {"message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()},
+            {
+                "message": f"{type(error).__name__}: {error}",
+                "fault": fault_of(error),
+                "traceback": traceback.format_exc(),
+            },
         )
         return 1
     return 0
