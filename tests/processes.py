@@ -1,6 +1,7 @@
 """Real processes for fault tests: a worker's descendants, and private Redis and Postgres
 servers that a test may restart or flush without touching the shared ones."""
 
+import contextlib
 import glob
 import os
 import shutil
@@ -52,10 +53,8 @@ def trainers(worker_pid: int) -> list[int]:
 def signal_tree(pid: int, signum: int) -> None:
     """Send `signum` to a process and all its descendants (trainer included)."""
     for target in [pid, *descendants(pid)]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(target, signum)
-        except ProcessLookupError:
-            pass
 
 
 class PrivateRedis:
@@ -123,7 +122,9 @@ class PrivatePostgres:
     def start(self) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
         log = str(self.directory / "server.log")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"
+        )
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres"):
             pass
 
