@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy, api, dispatch, engine, streaming
+from benchmarks import accuracy, api, chaos, dispatch, engine, streaming
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "dispatch": dispatch.run,
     "api": api.run,
     "accuracy": accuracy.run,
+    "chaos": chaos.run,
 }
 
 
