@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app.broker import Dispatcher
 from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade
-from benchmarks.dispatch import POSTGRES_URL, REDIS_URL, percentile
+from benchmarks.dispatch import REDIS_URL, percentile, postgres_database
+from tests.client import events_of, mlp_job
 from tests.conftest import settings_env
 from tests.processes import signal_tree, trainers
 
@@ -56,19 +55,7 @@ SAMPLES = 2048
 BATCH = 32
 STEPS_PER_EPOCH = -(-int(SAMPLES * 0.8) // BATCH)
 DRAIN_TIMEOUT_S = 600.0
-JOB: dict[str, Any] = {
-    "name": "chaos",
-    "dataset": {"name": "synthetic", "samples": SAMPLES, "classes": 4, "input_shape": [16]},
-    "model": {
-        "layers": [
-            {"type": "linear", "out_features": 64, "activation": "relu"},
-            {"type": "linear", "out_features": 4},
-        ]
-    },
-    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-    "training": {"epochs": EPOCHS, "batch_size": BATCH},
-    "tags": ["chaos"],
-}
+JOB = {**mlp_job(EPOCHS, SAMPLES, BATCH, hidden=64), "name": "chaos", "tags": ["chaos"]}
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -113,16 +100,6 @@ class Fleet:
 def jobs_with(client: TestClient, status: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = client.get(f"/v1/jobs?status={status}&limit=200").json()["items"]
     return items
-
-
-def events_of(client: TestClient, job_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while True:
-        after = found[-1]["seq"] if found else 0
-        page = client.get(f"/v1/jobs/{job_id}/events?after={after}").json()
-        found += page["items"]
-        if page["next_cursor"] is None:
-            return found
 
 
 def inject(
@@ -280,29 +257,19 @@ def chaos(settings: Settings) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    name = f"taas_chaos_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-            settings = Settings(
-                data_dir=Path(tmp),
-                database_url=url,
-                redis_url=REDIS_URL,
-                task_queue=f"chaos.{uuid.uuid4().hex[:8]}",
-                lease_ttl_s=LEASE_TTL_S,
-                heartbeat_s=HEARTBEAT_S,
-                reconcile_after_s=RECONCILE_AFTER_S,
-                step_metric_interval_s=0.2,
-                # Faults land on random jobs, so one job may be hit more often than the
-                # default allows; here every job should survive them all.
-                max_restarts=FAULTS,
-            )
-            upgrade(settings)
-            return chaos(settings)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("taas_chaos") as url, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=url,
+            redis_url=REDIS_URL,
+            task_queue=f"chaos.{uuid.uuid4().hex[:8]}",
+            lease_ttl_s=LEASE_TTL_S,
+            heartbeat_s=HEARTBEAT_S,
+            reconcile_after_s=RECONCILE_AFTER_S,
+            step_metric_interval_s=0.2,
+            # Faults land on random jobs, so one job may be hit more often than the
+            # default allows; here every job should survive them all.
+            max_restarts=FAULTS,
+        )
+        upgrade(settings)
+        return chaos(settings)
