@@ -295,7 +295,9 @@ class Supervisor:
             # Stopping on request is no failure; a trainer lost to the machine counts.
             restart = outcome.stopped_for is None
             reason = outcome.stopped_for or (
-                TRAINER_LOST if outcome.fault == TRAINER_LOST else str(outcome.error)
+                outcome.error
+                if outcome.fault == entry.INFRASTRUCTURE and outcome.error
+                else TRAINER_LOST
             )
             with self.sessions() as session:
                 job = jobs.release(

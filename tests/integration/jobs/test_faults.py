@@ -31,7 +31,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 SHORT_LEASE_S = 2.0
 # Liveness only: generous for a loaded two-core machine, never a measure of speed.
 TIMEOUT_S = 240.0
-SAMPLES = 4096
+SAMPLES = 2048
 BATCH = 32
 T = TypeVar("T")
 
