@@ -40,7 +40,7 @@ WORKERS = 3
 LEASE_TTL_S = 3.0
 HEARTBEAT_S = 0.5  # also the reaper's and the reconciler's period
 RECONCILE_AFTER_S = 3.0
-FAULT_GAP_S = (1.0, 2.5)
+FAULT_GAP_S = (0.5, 1.5)
 FAULT_KINDS = {  # kind: weight
     "kill_worker": 3,
     "kill_trainer": 2,
@@ -50,8 +50,8 @@ FAULT_KINDS = {  # kind: weight
 }
 # Faults that take the job from its trainer: each is followed by a resume.
 INTERRUPTING = ("kill_worker", "kill_trainer", "sigterm_worker", "pause_worker")
-EPOCHS = 10
-SAMPLES = 2048
+EPOCHS = 20
+SAMPLES = 4096
 BATCH = 32
 STEPS_PER_EPOCH = -(-int(SAMPLES * 0.8) // BATCH)
 DRAIN_TIMEOUT_S = 600.0
@@ -60,12 +60,14 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class Fleet:
-    """Worker processes; one killed or stopped is replaced by a fresh one."""
+    """Worker processes; one killed or stopped is replaced by a fresh one at once."""
 
     def __init__(self, settings: Settings) -> None:
         self.env = {**settings_env(settings), "OMP_NUM_THREADS": "1"}
         self.log = settings.data_dir / "workers.log"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.leaving: list[subprocess.Popen[bytes]] = []  # stopping gracefully
+        self.paused: list[tuple[float, int]] = []  # (when to continue, pid)
 
     def start(self) -> None:
         with self.log.open("ab") as log:
@@ -81,15 +83,31 @@ class Fleet:
 
     def replace(self, process: subprocess.Popen[bytes]) -> None:
         self.processes.remove(process)
+        self.leaving.append(process)
         self.start()
 
+    def pause(self, pid: int, for_s: float) -> None:
+        signal_tree(pid, signal.SIGSTOP)
+        self.paused.append((time.monotonic() + for_s, pid))
+
+    def continue_paused(self, everyone: bool = False) -> None:
+        due = [(at, pid) for at, pid in self.paused if everyone or at <= time.monotonic()]
+        for entry in due:
+            signal_tree(entry[1], signal.SIGCONT)
+            self.paused.remove(entry)
+
     def by_pid(self, pid: int) -> subprocess.Popen[bytes] | None:
-        return next((p for p in self.processes if p.pid == pid and p.poll() is None), None)
+        paused = {p for _, p in self.paused}
+        return next(
+            (p for p in self.processes if p.pid == pid and p.poll() is None and pid not in paused),
+            None,
+        )
 
     def stop(self) -> None:
+        self.continue_paused(everyone=True)
         for process in self.processes:
             process.terminate()
-        for process in self.processes:
+        for process in self.processes + self.leaving:
             try:
                 process.wait(60)
             except subprocess.TimeoutExpired:
@@ -108,25 +126,26 @@ def inject(
     process: subprocess.Popen[bytes],
     fleet: Fleet,
     dispatcher: Dispatcher,
-) -> None:
+) -> bool:
+    """Inject the fault; whether it landed."""
     if kind == "kill_worker":
         signal_tree(process.pid, signal.SIGKILL)
         process.wait()
         fleet.replace(process)
     elif kind == "kill_trainer":
-        for pid in trainers(process.pid):
+        found = trainers(process.pid)
+        for pid in found:
             os.kill(pid, signal.SIGKILL)
+        return bool(found)  # none yet: the job is still starting, and nothing happened
     elif kind == "sigterm_worker":
-        process.terminate()
-        process.wait(120)
+        process.terminate()  # it checkpoints, hands the job back and exits on its own
         fleet.replace(process)
     elif kind == "pause_worker":
-        signal_tree(process.pid, signal.SIGSTOP)
-        time.sleep(LEASE_TTL_S + 2 * HEARTBEAT_S + 1.0)
-        signal_tree(process.pid, signal.SIGCONT)
+        fleet.pause(process.pid, LEASE_TTL_S + 2 * HEARTBEAT_S + 1.0)
     else:
         dispatcher.send(job["id"])
         dispatcher.send(job["id"])
+    return True
 
 
 def when(event: dict[str, Any]) -> float:
@@ -216,6 +235,8 @@ def analyse(client: TestClient, job_ids: list[str], faults: list[dict[str, Any]]
 
 
 def chaos(settings: Settings) -> dict[str, Any]:
+    # A SIGTERM (a timeout) unwinds through `finally`, so no worker outlives the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     rng = random.Random(SEED)
     fleet = Fleet(settings)
     dispatcher = Dispatcher(settings)
@@ -232,6 +253,7 @@ def chaos(settings: Settings) -> dict[str, Any]:
                 for _ in range(WORKERS - 1 - waiting):
                     job_ids.append(client.post("/v1/jobs", json=JOB).json()["id"])
                 time.sleep(rng.uniform(*FAULT_GAP_S))
+                fleet.continue_paused()
                 busy = [
                     (job, process)
                     for job in jobs_with(client, "running")
@@ -242,10 +264,15 @@ def chaos(settings: Settings) -> dict[str, Any]:
                     continue
                 job, process = rng.choice(busy)
                 kind = rng.choices(list(FAULT_KINDS), weights=list(FAULT_KINDS.values()))[0]
-                faults.append(
-                    {"kind": kind, "job": job["id"], "attempt": job["attempt"], "at": time.time()}
-                )
-                inject(kind, job, process, fleet, dispatcher)
+                fault = {"kind": kind, "job": job["id"], "attempt": job["attempt"]}
+                fault["at"] = time.time()
+                if inject(kind, job, process, fleet, dispatcher):
+                    faults.append(fault)
+                if len(faults) % 10 == 0:
+                    print(f"chaos: {len(faults)} faults injected", file=sys.stderr, flush=True)
+            # The last paused worker stays paused its full time, as every other did.
+            time.sleep(max((at - time.monotonic() for at, _ in fleet.paused), default=0.0))
+            fleet.continue_paused(everyone=True)
             deadline = time.monotonic() + DRAIN_TIMEOUT_S
             while (jobs_with(client, "queued") or jobs_with(client, "running")) and (
                 time.monotonic() < deadline
