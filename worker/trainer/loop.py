@@ -236,8 +236,11 @@ class Trainer:
         metrics: dict[str, float] = history[-1] if history else {}
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, self.spec.training.epochs + 1):
-            if self.stop.requested:  # between epochs: nothing of this one is done yet
-                self.stop_here(epoch, 0, 0.0, self.generator.get_state())
+            if self.stop.requested:  # before the epoch's first step (or a resumed one's)
+                within = self.within_epoch or {"batches": 0, "loss_sum": 0.0}
+                self.stop_here(
+                    epoch, within["batches"], within["loss_sum"], self.generator.get_state()
+                )
             started = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             train_s = time.perf_counter() - started
@@ -308,7 +311,8 @@ class Trainer:
             "shuffle_rng": epoch_rng,
             "within_epoch": {"batches": batches_done, "loss_sum": loss_sum},
         }
-        metrics = self.history[-1] if self.history else {}
+        last = self.history[-1] if self.history else {}
+        metrics = {k: v for k, v in last.items() if k not in ("epoch", "step")}
         self.save_checkpoint("stop", epoch - 1, metrics, state)
         raise Stopped(
             f"stopped on request at step {self.step} ({batches_done} batches into epoch {epoch})"

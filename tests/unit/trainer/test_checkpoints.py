@@ -114,6 +114,24 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_stop_checkpoint_exactly(
     weights = checkpoints.read_weights(directory, taken["sha256"])
     state = checkpoints.read_state(directory, taken["state_sha256"])
 
+    # Stopped again before its first step: the new checkpoint keeps the place in the epoch.
+    again: list[tuple[str, dict[str, Any]]] = []
+    with pytest.raises(Stopped):
+        Trainer(
+            job,
+            splits,
+            CPU,
+            lambda kind, payload: again.append((kind, payload)),
+            checkpoints=store,
+            warm_start=WarmStart(weights, []),
+            resume=state,
+            stop=StopRequest(requested=True),
+        ).run()
+    [retaken] = saved(again, "stop")
+    directory = tmp_path / retaken["path"]
+    weights = checkpoints.read_weights(directory, retaken["sha256"])
+    state = checkpoints.read_state(directory, retaken["state_sha256"])
+
     _, result, resumed_events = train(
         spec(4), store, warm_start=WarmStart(weights, []), resume=state, reported_epoch=1
     )
