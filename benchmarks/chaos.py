@@ -164,15 +164,20 @@ def redone(events: list[dict[str, Any]]) -> list[int]:
         restarted = event["type"] == "status" and event["data"]["status"] == "running"
         if not restarted or event["data"]["attempt"] == 1:
             continue
-        started = 0
+        started: int | None = None
         for later in events[index + 1 :]:
             if later["type"] == "status":
                 break
             message = later["data"].get("message", "") if later["type"] == "log" else ""
+            if message.startswith("training on"):
+                started = 0
             if "resumed after epoch" in message:
                 started = int(message.split("(step ")[1].rstrip(")"))
                 break
-        found.append(max(0, reached - started))
+        # An attempt that was itself interrupted before its trainer began redid nothing;
+        # the attempt after it is the one that shows what was lost.
+        if started is not None:
+            found.append(max(0, reached - started))
     return found
 
 
