@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Elsewhere: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test fuzz lint format bench clean
+.PHONY: setup run test fuzz lint format bench chaos clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# Randomized faults against real workers (Postgres + Redis): benchmarks/results/chaos.json.
+chaos: setup
+	$(BIN)/python -m benchmarks chaos
 
 clean:
 	rm -rf $(VENV) .taas .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
         description="A multi-worker job whose gang is not complete by then is re-queued.",
     )
     page_size_max: int = Field(200, gt=0)
+    max_restarts: int = Field(
+        3,
+        ge=0,
+        description="A job handed back this many times by infrastructure failures (a lost "
+        "worker, a killed trainer) fails on the next one instead of running again.",
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        gt=0,
+        description="A trainer asked to stop (worker shutdown, cancel) has this long to "
+        "checkpoint before it is killed.",
+    )
+    broker_visibility_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Redis redelivers a doorbell not acknowledged within this long.",
+    )
 
     # Keys and tenants. Unset, both come from files in the data dir, written on first use,
     # so `taas up` and the `taas` command share them (see app/keys/secrets.py).

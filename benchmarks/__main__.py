@@ -13,7 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accuracy, api, dispatch, engine, levers, scaling, streaming, sweeps
+from benchmarks import (
+    accuracy,
+    api,
+    chaos,
+    dispatch,
+    engine,
+    levers,
+    scaling,
+    streaming,
+    sweeps,
+)
 from benchmarks.service import DEVICE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -26,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "levers": levers.run,
     "scaling": scaling.run,
     "sweeps": sweeps.run,
+    "chaos": chaos.run,
 }
 
 

@@ -6,6 +6,7 @@ so polling by this script adds nothing to it. Both stacks are measured in one ru
 embedded (SQLite + the SQLAlchemy broker) and full (Postgres + Redis).
 """
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,21 @@ def measure(settings: Settings) -> list[float]:
     return latencies
 
 
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database in the test cluster for one benchmark, dropped after: its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def redis_round_trip_s() -> float:
     client = redis.Redis.from_url(REDIS_URL)
     samples = []
@@ -111,29 +128,19 @@ def run() -> dict[str, Any]:
             percentile(lat, 0.5),
             percentile(lat, 0.99),
         )
-    name = f"taas_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-            full = Settings(
-                data_dir=Path(tmp),
-                database_url=url,
-                redis_url=REDIS_URL,
-                task_queue=f"bench.{uuid.uuid4().hex[:8]}",
-            )
-            upgrade(full)
-            lat = measure(full)
-            results["full_p50_s"], results["full_p99_s"] = (
-                percentile(lat, 0.5),
-                percentile(lat, 0.99),
-            )
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("taas_bench") as url, tempfile.TemporaryDirectory() as tmp:
+        full = Settings(
+            data_dir=Path(tmp),
+            database_url=url,
+            redis_url=REDIS_URL,
+            task_queue=f"bench.{uuid.uuid4().hex[:8]}",
+        )
+        upgrade(full)
+        lat = measure(full)
+        results["full_p50_s"], results["full_p99_s"] = (
+            percentile(lat, 0.5),
+            percentile(lat, 0.99),
+        )
     results["redis_round_trip_s"] = redis_round_trip_s()
     results["samples"] = SAMPLES
     return results

@@ -51,6 +51,22 @@ def upload_mnist(client: TestClient) -> dict[str, Any]:
     return dataset
 
 
+def mlp_job(epochs: int, samples: int, batch_size: int = 32, hidden: int = 32) -> dict[str, Any]:
+    """A synthetic job whose length is set by its epochs and samples (4 classes)."""
+    return {
+        "name": "mlp",
+        "dataset": {"name": "synthetic", "samples": samples, "classes": 4, "input_shape": [16]},
+        "model": {
+            "layers": [
+                {"type": "linear", "out_features": hidden, "activation": "relu"},
+                {"type": "linear", "out_features": 4},
+            ]
+        },
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "training": {"epochs": epochs, "batch_size": batch_size},
+    }
+
+
 def read_stream(
     client: TestClient, job_id: str, after: int = 0, limit: int | None = None
 ) -> tuple[list[dict[str, Any]], int | None]:
@@ -63,6 +79,17 @@ def read_stream(
         except WebSocketDisconnect as closed:
             return events, closed.code
     return events, None
+
+
+def events_of(client: TestClient, job_id: str) -> list[dict[str, Any]]:
+    """Every stored event of a job, page after page."""
+    found: list[dict[str, Any]] = []
+    while True:
+        after = found[-1]["seq"] if found else 0
+        page = client.get(f"/v1/jobs/{job_id}/events?after={after}").json()
+        found += page["items"]
+        if page["next_cursor"] is None:
+            return found
 
 
 def statuses(events: list[dict[str, Any]]) -> list[str]:

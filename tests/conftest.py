@@ -4,6 +4,7 @@ SQLite runs everywhere. Postgres + Redis run when they answer, and under CI=true
 must: a test that needs them fails instead of skipping.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -128,21 +129,13 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "TAAS_DATA_DIR": str(settings.data_dir),
-            "TAAS_DATABASE_URL": settings.sqlalchemy_url,
-            "TAAS_TASK_QUEUE": settings.task_queue,
-            "TAAS_HEARTBEAT_S": str(settings.heartbeat_s),
-            "TAAS_LEASE_TTL_S": str(settings.lease_ttl_s),
-            "TAAS_MAX_RUNTIME_S": str(settings.max_runtime_s),
-            "TAAS_MAX_RUNNING_JOBS": str(settings.max_running_jobs),
-        }
-    )
-    env.pop("TAAS_REDIS_URL", None)
-    if settings.redis_url:
-        env["TAAS_REDIS_URL"] = settings.redis_url
+    """The environment that gives a process exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAAS_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            plain = isinstance(value, str | int | float | Path)
+            env[f"TAAS_{name.upper()}"] = str(value) if plain else json.dumps(value)
+    env["TAAS_DATABASE_URL"] = settings.sqlalchemy_url
     return env
 
 

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from app.broker import JOIN_TASK, TRAIN_TASK, Dispatcher
 from app.config import Settings
@@ -35,10 +35,10 @@ def register(celery: Celery, settings: Settings) -> None:
     sessions = make_session_factory(engine)
     notifier = make_notifier(settings.redis_url)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    supervisor = Supervisor(
-        settings, sessions, notifier, Storage(settings.artifacts_dir), worker_id
-    )
     dispatcher = Dispatcher(settings)
+    supervisor = Supervisor(
+        settings, sessions, notifier, Storage(settings.artifacts_dir), worker_id, dispatcher
+    )
     stopping = threading.Event()
     started_at = utcnow()
 
@@ -76,7 +76,9 @@ def register(celery: Celery, settings: Settings) -> None:
                         started_at=started_at,
                     )
                 with sessions() as session:
-                    jobs.reap(session=session, notifier=notifier)
+                    jobs.reap(
+                        session=session, notifier=notifier, max_restarts=settings.max_restarts
+                    )
                 with sessions() as session:
                     sweeps.advance_running(
                         session=session, dispatcher=dispatcher, notifier=notifier, limits=settings
@@ -93,6 +95,13 @@ def register(celery: Celery, settings: Settings) -> None:
     @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def start_housekeeping(**_: object) -> None:
         threading.Thread(target=housekeeping, name="taas-housekeeping", daemon=True).start()
+
+    @worker_shutting_down.connect(weak=False)  # type: ignore[untyped-decorator]
+    def hand_back_running_job(**_: object) -> None:
+        # SIGTERM (or SIGINT): Celery's warm shutdown waits for the running task, which
+        # now checkpoints its job and hands it back within stop_grace_s. Runs in the signal
+        # handler of the main thread, so it only sets a flag the supervisor reads.
+        supervisor.request_stop()
 
     @worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
     def stop_housekeeping(**_: object) -> None:

@@ -13,7 +13,10 @@ class CheckpointOut(BaseModel):
     id: str
     job_id: str | None = Field(description="The job that saved it; null for an upload.")
     name: str
-    kind: str = Field(description='"epoch" or "final" (saved by a job), or "upload".')
+    kind: str = Field(
+        description='Saved by a job: "epoch", "stop" (taken mid-epoch as the job was stopped) '
+        'or "final"; else "upload".'
+    )
     epoch: int | None
     step: int | None
     metrics: dict[str, Any] = Field(description="The job's metrics when it was saved.")

@@ -215,7 +215,7 @@ def prune(
     stay); their paths, for the caller to delete once the transaction has committed."""
     if policy.keep == "all":
         return []
-    saved = [c for c in repository.for_job(session, job_id) if c.kind == "epoch"]
+    saved = [c for c in repository.for_job(session, job_id) if c.kind in ("epoch", "stop")]
     if not saved:
         return []
     keep = {saved[-1].id} if policy.keep in ("last", "last_and_best") else set()

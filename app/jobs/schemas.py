@@ -42,6 +42,10 @@ class JobOut(BaseModel):
     status: str
     reason: str | None
     attempt: int
+    restarts: int = Field(
+        description="Times an infrastructure failure (lost worker, killed trainer) sent the "
+        "job back to the queue; past the service's max_restarts it fails instead."
+    )
     priority: int
     tags: list[str]
     dataset_id: str | None

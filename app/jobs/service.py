@@ -51,6 +51,8 @@ class IdempotencyKeyReused(AppError):
 
 
 STATUSES = ("queued", "running", *sorted(TERMINAL))
+# The reason of a job failed because infrastructure failures restarted it too often.
+MAX_RESTARTS_REASON = "max_restarts"
 METRICS_MAX = 100_000
 
 
@@ -605,39 +607,74 @@ def finish(
     return done
 
 
-def reap(*, session: Session, notifier: Notifier, limit: int = 100) -> list[str]:
-    """Send running jobs whose lease expired back to the queue (their worker is gone)."""
-    requeued = []
+def hand_back(
+    job: Job, now: datetime, reason: str, *, restart: bool, max_restarts: int
+) -> dict[str, Any]:
+    """Where a running job goes when its worker lets go of it: back to the queue (to resume
+    from its newest checkpoint), or cancelled when the user asked, or failed once
+    infrastructure failures have restarted it `max_restarts` times."""
+    released: dict[str, Any] = {
+        "worker": None,
+        "lease_expires_at": None,
+        "fence": job.fence + 1,
+        "dispatched_at": None,  # the reconciler rings for it at once
+    }
+    ended = {"finished_at": now, "timings": end_timings(job, now)}
+    if job.cancel_requested:
+        return {**released, **ended, "status": "cancelled", "reason": "cancelled"}
+    if restart and job.restarts >= max_restarts:
+        return {**released, **ended, "status": "failed", "reason": MAX_RESTARTS_REASON}
+    return {
+        **released,
+        "status": "queued",
+        "reason": reason,
+        "restarts": job.restarts + int(restart),
+    }
+
+
+def release(
+    *,
+    session: Session,
+    notifier: Notifier,
+    claim: Claim,
+    reason: str,
+    restart: bool,
+    max_restarts: int,
+) -> Job:
+    """The holder lets go of a running job: a graceful hand-back (`restart=False`, the worker
+    is stopping) or an infrastructure failure it survived (its trainer was killed). Raises
+    FenceLost when the claim no longer holds."""
+    job = get(session=session, job_id=claim.job_id, tenant=claim.tenant)
+    back = hand_back(job, utcnow(), reason, restart=restart, max_restarts=max_restarts)
+    moved = repository.compare_and_set(
+        session, claim.job_id, {"status": "running", "fence": claim.fence}, back
+    )
+    if moved is None:
+        session.rollback()
+        raise events.FenceLost(f"job {claim.job_id} is no longer held with fence {claim.fence}")
+    events.append(session, claim.job_id, [status_event(back["status"], back["reason"])])
+    session.commit()
+    notifier.publish(claim.job_id)
+    return moved
+
+
+def reap(*, session: Session, notifier: Notifier, max_restarts: int, limit: int = 100) -> list[str]:
+    """Take running jobs whose lease expired (their worker is gone) back from it: to the
+    queue, or to their end when cancelled or out of restarts."""
+    reaped = []
     now = utcnow()
     for job in repository.expired_leases(session, now, limit):
-        # A job the user asked to cancel ends here instead of running again.
-        back: dict[str, Any] = {"status": "queued", "reason": "worker_lost"}
-        if job.cancel_requested:
-            back = {
-                "status": "cancelled",
-                "reason": "cancelled",
-                "finished_at": now,
-                "timings": end_timings(job, now),
-            }
+        back = hand_back(job, now, "worker_lost", restart=True, max_restarts=max_restarts)
         moved = repository.compare_and_set(
-            session,
-            job.id,
-            {"status": "running", "fence": job.fence},
-            {
-                **back,
-                "worker": None,
-                "lease_expires_at": None,
-                "fence": job.fence + 1,
-                "dispatched_at": None,
-            },
+            session, job.id, {"status": "running", "fence": job.fence}, back
         )
         if moved is not None:
             events.append(session, job.id, [status_event(back["status"], back["reason"])])
-            requeued.append(job.id)
+            reaped.append(job.id)
     session.commit()
-    for job_id in requeued:
+    for job_id in reaped:
         notifier.publish(job_id)
-    return requeued
+    return reaped
 
 
 def redispatch(

@@ -22,7 +22,7 @@ class Checkpoint(Base):
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # "epoch", "final" or "upload"
+    kind: Mapped[str] = mapped_column(String(16))  # "epoch", "stop", "final" or "upload"
     epoch: Mapped[int | None]
     step: Mapped[int | None]
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -30,6 +30,9 @@ class Job(Base):
     params: Mapped[int] = mapped_column(BigInteger)
     flops_per_sample: Mapped[int] = mapped_column(BigInteger)
     attempt: Mapped[int] = mapped_column(default=0)
+    # Hand-backs caused by infrastructure failures, counted against `max_restarts`; a
+    # graceful hand-back (the worker shutting down) is not one.
+    restarts: Mapped[int] = mapped_column(default=0)
     # The claim's fencing token: every write a worker makes about the job names it, so a
     # worker that lost its claim cannot write.
     fence: Mapped[int] = mapped_column(default=0)

@@ -5,7 +5,6 @@ import io
 import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from safetensors.numpy import load as load_safetensors
 from app.config import Settings
 from tests.client import read_stream, statuses
 from tests.conftest import Workers
+from tests.processes import descendants
 
 pytestmark = pytest.mark.usefixtures("backend")
 # Long enough to train a few epochs before the kill, short enough to reap quickly.
@@ -149,25 +149,6 @@ def test_resume_continues_a_finished_job_for_more_epochs(
     assert fields == ["init.freeze"]
 
 
-def children(pid: int) -> list[int]:
-    """Every descendant of `pid`, from /proc (the trainer runs in its own session)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [child for child, p in parents.items() if p == parent]
-        found += kids
-        frontier += kids
-    return found
-
-
 def test_a_job_whose_worker_is_killed_resumes_from_its_checkpoint_elsewhere(
     settings: Settings, client: TestClient, workers: Workers
 ) -> None:
@@ -181,7 +162,7 @@ def test_a_job_whose_worker_is_killed_resumes_from_its_checkpoint_elsewhere(
         more, _ = read_stream(client, job["id"], after=seen[-1]["seq"], limit=1)
         seen += more
 
-    for pid in [doomed.pid, *children(doomed.pid)]:
+    for pid in [doomed.pid, *descendants(doomed.pid)]:
         os.kill(pid, signal.SIGKILL)
     doomed.wait()
     workers.start(short)

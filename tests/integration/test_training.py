@@ -128,9 +128,12 @@ def test_a_diverging_job_fails_with_its_reason(
 
     assert code == 1000
     done = client.get(f"/v1/jobs/{job['id']}").json()
-    assert done["status"] == "failed"
-    assert "Diverged" in done["reason"]
-    assert any(e["type"] == "log" and e["data"]["level"] == "error" for e in events)
+    # The job's own fault: it fails at once, with no second attempt.
+    assert (done["status"], done["reason"]) == ("failed", "diverged")
+    assert (done["attempt"], done["restarts"]) == (1, 0)
+    assert statuses(events).count("running") == 1
+    errors = [e for e in events if e["type"] == "log" and e["data"]["level"] == "error"]
+    assert any("Diverged" in e["data"]["message"] for e in errors)
 
 
 def test_redelivered_doorbell_does_not_run_a_job_twice(
@@ -226,6 +229,8 @@ def test_a_job_past_its_runtime_cap_stops_with_reason_timeout_and_keeps_its_chec
     done = client.get(f"/v1/jobs/{job['id']}").json()
     assert (done["status"], done["reason"]) == ("failed", "timeout")
     assert 0 < done["timings"]["total_s"] < 60
-    # What it trained is kept: the job can go on with POST /v1/jobs/{id}/resume.
+    # It checkpointed where the limit stopped it, and what it trained is kept: the job
+    # can go on with POST /v1/jobs/{id}/resume.
     saved = client.get(f"/v1/jobs/{job['id']}/checkpoints").json()["items"]
-    assert saved and all(c["kind"] == "epoch" for c in saved)
+    assert {c["kind"] for c in saved} <= {"epoch", "stop"}
+    assert "stop" in {c["kind"] for c in saved}

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,19 @@ def compiled(net: nn.Module) -> Callable[[Tensor], Tensor]:
 
 class Diverged(Exception):
     """The loss became NaN or infinite: the job's own failure, not the worker's."""
+
+
+class Stopped(Exception):
+    """The trainer was asked to stop: it saved a checkpoint where it was, and the job goes
+    on from there elsewhere (or, when cancelled, can be resumed from it)."""
+
+
+@dataclass
+class StopRequest:
+    """Set from outside (a signal handler) to ask for a checkpoint and a stop at the next
+    step; the loop reads one attribute per step, which costs nothing measurable."""
+
+    requested: bool = False
 
 
 def pick_device(requested: str) -> torch.device:
@@ -149,6 +162,7 @@ class Trainer:
         checkpoints: CheckpointStore | None = None,
         reported_epoch: int = 0,
         world: World | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         self.spec = spec
         self.splits = splits
@@ -170,6 +184,9 @@ class Trainer:
         self.checkpoints = checkpoints
         # Epochs up to here were reported by an earlier attempt: retrain them silently.
         self.reported_epoch = reported_epoch
+        self.stop = stop or StopRequest()
+        # Set by a resume from a checkpoint taken mid-epoch: how far into it that was.
+        self.within_epoch: dict[str, Any] | None = None
         self.clock = Clock()
         self.probed: dict[str, Any] = {}
         self.channels_last = levers.use_channels_last(
@@ -293,15 +310,24 @@ class Trainer:
         self.schedule.restore(state["schedule"], steps=self.step, epochs=state["epoch"])
         self.schedule.keep_lr_across(lambda: self.optimizer.load_state_dict(state["optimizer"]))
         torch.set_rng_state(state["torch_rng"])
+        # Mid-epoch, "shuffle_rng" is the generator as that epoch began: drawing the same
+        # permutation again and skipping the batches already trained continues exactly.
         self.generator.set_state(state["shuffle_rng"])
+        self.within_epoch = state.get("within_epoch")
         if self.device.type == "cuda" and state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
-    def save_checkpoint(self, kind: str, epoch: int, metrics: dict[str, float]) -> None:
+    def save_checkpoint(
+        self,
+        kind: str,
+        epoch: int,
+        metrics: dict[str, float],
+        state: dict[str, Any] | None = None,
+    ) -> None:
         if self.checkpoints is None:
             return
         started = time.perf_counter()
-        record = self.checkpoints.save(self.net.state_dict(), self.state(epoch))
+        record = self.checkpoints.save(self.net.state_dict(), state or self.state(epoch))
         self.clock.checkpoint_s += time.perf_counter() - started
         self.emit(
             "checkpoint",
@@ -322,6 +348,11 @@ class Trainer:
         metrics: dict[str, float] = history[-1] if history else {}
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, self.spec.training.epochs + 1):
+            if self.stop.requested:  # before the epoch's first step (or a resumed one's)
+                within = self.within_epoch or {"batches": 0, "loss_sum": 0.0}
+                self.stop_here(
+                    epoch, within["batches"], within["loss_sum"], self.generator.get_state()
+                )
             started, compile_s = time.perf_counter(), self.clock.compile_s
             train_loss = self.train_epoch(epoch)
             train_s = time.perf_counter() - started - (self.clock.compile_s - compile_s)
@@ -348,10 +379,13 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         self.net.train()
+        epoch_rng = self.generator.get_state()  # before the shuffle, for a mid-epoch stop
+        within, self.within_epoch = self.within_epoch or {"batches": 0, "loss_sum": 0.0}, None
+        skip = int(within["batches"])
         # One running sum on the device; a step metric reads it and remembers what it read,
         # so a window's loss is a difference and the hot loop does a single add.
-        loss_sum = torch.zeros((), device=self.device)
-        read_sum, read_steps, read_samples = 0.0, 0, 0
+        loss_sum = torch.full((), float(within["loss_sum"]), device=self.device)
+        read_sum, read_steps, read_samples = float(within["loss_sum"]), skip, 0
         samples = 0
         window_started = time.perf_counter()
         if self.clock.first_step_at is None:
@@ -361,6 +395,8 @@ class Trainer:
             self.splits.train, self.batch_size, self.generator, self.spec.training.seed, epoch
         )
         for steps, (x, y) in enumerate(shard, start=1):
+            if steps <= skip:  # trained before a mid-epoch stop
+                continue
             if self.compile_pending:
                 loss_sum += self.compiling("train", partial(self.train_step, x, y))
             else:
@@ -377,10 +413,28 @@ class Trainer:
                     (samples - read_samples) / (now - window_started),
                 )
                 read_sum, read_steps, read_samples, window_started = total, steps, samples, now
+            if self.stop.requested:
+                self.stop_here(epoch, steps, float(loss_sum.item()), epoch_rng)
         # The epoch's one sync: the mean of every rank's mean batch loss.
         mean_loss = float(self.world.mean(loss_sum).item()) / self.steps_per_epoch
         self.clock.train_samples += len(self.splits.train)
         return mean_loss
+
+    def stop_here(
+        self, epoch: int, batches_done: int, loss_sum: float, epoch_rng: Tensor
+    ) -> NoReturn:
+        """Checkpoint `batches_done` batches into `epoch`, then stop (raises Stopped)."""
+        state = {
+            **self.state(epoch - 1),
+            "shuffle_rng": epoch_rng,
+            "within_epoch": {"batches": batches_done, "loss_sum": loss_sum},
+        }
+        last = self.history[-1] if self.history else {}
+        metrics = {k: v for k, v in last.items() if k not in ("epoch", "step")}
+        self.save_checkpoint("stop", epoch - 1, metrics, state)
+        raise Stopped(
+            f"stopped on request at step {self.step} ({batches_done} batches into epoch {epoch})"
+        )
 
     def compiling(self, mode: str, call: Callable[[], Tensor]) -> Tensor:
         """The first call in a mode compiles the net: timed apart from training."""

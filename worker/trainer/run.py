@@ -9,6 +9,7 @@ This module imports torch; the worker's fork server preloads it (worker/trainer/
 """
 
 import json
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -23,7 +24,40 @@ from app.spec import JobSpec, SyntheticData
 from app.storage import Storage
 from worker.trainer import checkpoints, data, distributed
 from worker.trainer.distributed import World
-from worker.trainer.loop import Emit, Trainer, WarmStart, pick_device
+from worker.trainer.entry import (
+    DIVERGED,
+    INFRASTRUCTURE,
+    JOB_ERROR,
+    OUT_OF_MEMORY,
+    SHAPE_ERROR,
+    STOP_SIGNAL,
+)
+from worker.trainer.loop import (
+    Diverged,
+    Emit,
+    Stopped,
+    StopRequest,
+    Trainer,
+    WarmStart,
+    pick_device,
+)
+
+# Words of torch's messages for tensors that do not fit together.
+SHAPE_WORDS = ("shape", "size mismatch", "must match the size", "dimension")
+
+
+def fault_of(error: Exception) -> str:
+    """Whose fault an exception in the trainer is: one of the kinds named in entry.py."""
+    if isinstance(error, Diverged):
+        return DIVERGED
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return OUT_OF_MEMORY
+    if isinstance(error, RuntimeError) and any(w in str(error) for w in SHAPE_WORDS):
+        return SHAPE_ERROR
+    # A failing disk or file system is the machine's, not the job's.
+    if isinstance(error, OSError):
+        return INFRASTRUCTURE
+    return JOB_ERROR
 
 
 class Events:
@@ -74,22 +108,32 @@ def probed_message(trainer: Trainer) -> str:
 def train(payload: dict[str, Any], send: Callable[[bytes], None]) -> int:
     """Train the payload's job, in this process or in its DDP ranks; the exit status."""
     emit = Events(send)
+    stop = StopRequest()
+    # The supervisor's "checkpoint, then stop" (worker shutdown, cancel). Until the loop
+    # runs there is nothing to save, and the loop checks the request at every step.
+    signal.signal(STOP_SIGNAL, lambda *_: setattr(stop, "requested", True))
     try:
         spec = JobSpec.model_validate(payload["spec"])
         if spec.distributed.world_size > 1:
             distributed.launch(payload, spec, emit, fit)
         else:
-            fit(payload, emit, World(pick_device(spec.resources.device)))
+            fit(payload, emit, World(pick_device(spec.resources.device)), stop)
+    except Stopped as stopped:
+        emit("log", {"level": "info", "message": str(stopped)})
     except Exception as error:
         emit(
             "error",
-            {"message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()},
+            {
+                "message": f"{type(error).__name__}: {error}",
+                "fault": fault_of(error),
+                "traceback": traceback.format_exc(),
+            },
         )
         return 1
     return 0
 
 
-def fit(payload: dict[str, Any], emit: Emit, world: World) -> None:
+def fit(payload: dict[str, Any], emit: Emit, world: World, stop: StopRequest | None = None) -> None:
     """Train the job as `world`'s rank, to its result event; raises on the job's failure."""
     spec = JobSpec.model_validate(payload["spec"])
     if spec.resources.threads is not None:
@@ -132,6 +176,7 @@ def fit(payload: dict[str, Any], emit: Emit, world: World) -> None:
             else None
         ),
         world=world,
+        stop=stop,
     )
     if trainer.probed:
         emit("log", {"level": "info", "message": probed_message(trainer), **trainer.probed})

@@ -10,7 +10,7 @@ import torch
 from app.spec import JobSpec
 from app.spec.schemas import SyntheticData
 from worker.trainer import checkpoints, data
-from worker.trainer.loop import Trainer, WarmStart
+from worker.trainer.loop import Stopped, StopRequest, Trainer, WarmStart
 from worker.trainer.run import DirectoryStore
 
 CPU = torch.device("cpu")
@@ -80,6 +80,66 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(
     assert result["final"] == whole["final"]
     assert result["epochs"] == 4 and result["steps"] == whole["steps"]
     assert [d["epoch"] for t, d in resumed_events if t == "metric" and d["scope"] == "epoch"] == [
+        3,
+        4,
+    ]
+
+
+def test_a_run_stopped_mid_epoch_resumes_from_its_stop_checkpoint_exactly(
+    tmp_path: Path,
+) -> None:
+    store = DirectoryStore(tmp_path, "checkpoints/job")
+    _, whole, _ = train(spec(4), store)
+    stop = StopRequest()
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(kind: str, payload: dict[str, Any]) -> None:
+        events.append((kind, payload))
+        # A step metric comes every step here; ask to stop three batches into epoch 2.
+        if kind == "metric" and payload["step"] == 10:
+            stop.requested = True
+
+    job = spec(4)
+    assert isinstance(job.dataset, SyntheticData)
+    x, y = data.synthetic_arrays(job.dataset)
+    splits = data.prepare(x, y, val_fraction=0.2, seed=0, normalize="standard", device=CPU)
+    stopped = Trainer(
+        job, splits, CPU, emit, checkpoints=store, step_metric_interval_s=0.0, stop=stop
+    )
+    with pytest.raises(Stopped):
+        stopped.run()
+    [taken] = saved(events, "stop")
+    assert (taken["epoch"], taken["step"]) == (1, 10)
+    directory = tmp_path / taken["path"]
+    weights = checkpoints.read_weights(directory, taken["sha256"])
+    state = checkpoints.read_state(directory, taken["state_sha256"])
+
+    # Stopped again before its first step: the new checkpoint keeps the place in the epoch.
+    again: list[tuple[str, dict[str, Any]]] = []
+    with pytest.raises(Stopped):
+        Trainer(
+            job,
+            splits,
+            CPU,
+            lambda kind, payload: again.append((kind, payload)),
+            checkpoints=store,
+            warm_start=WarmStart(weights, []),
+            resume=state,
+            stop=StopRequest(requested=True),
+        ).run()
+    [retaken] = saved(again, "stop")
+    directory = tmp_path / retaken["path"]
+    weights = checkpoints.read_weights(directory, retaken["sha256"])
+    state = checkpoints.read_state(directory, retaken["state_sha256"])
+
+    _, result, resumed_events = train(
+        spec(4), store, warm_start=WarmStart(weights, []), resume=state, reported_epoch=1
+    )
+
+    assert result["final"] == whole["final"]
+    assert result["steps"] == whole["steps"]
+    assert [d["epoch"] for t, d in resumed_events if t == "metric" and d["scope"] == "epoch"] == [
+        2,
         3,
         4,
     ]

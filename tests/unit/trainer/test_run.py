@@ -1,0 +1,35 @@
+"""Whose fault a trainer's exception is: the job's own fail it at once, the machine's
+send it back to the queue."""
+
+import pytest
+import torch
+
+from worker.trainer import entry
+from worker.trainer.loop import Diverged
+from worker.trainer.run import fault_of
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        (Diverged("train_loss became nan in epoch 2"), entry.DIVERGED),
+        (torch.OutOfMemoryError("CUDA out of memory"), entry.OUT_OF_MEMORY),
+        (MemoryError(), entry.OUT_OF_MEMORY),
+        (
+            RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)"),
+            entry.SHAPE_ERROR,
+        ),
+        (OSError(28, "No space left on device"), entry.INFRASTRUCTURE),
+        (ValueError("anything else the training code raises"), entry.JOB_ERROR),
+    ],
+)
+def test_a_trainer_exception_is_classified_by_whose_fault_it_is(
+    error: Exception, fault: str
+) -> None:
+    assert fault_of(error) == fault
+
+
+def test_a_real_shape_mismatch_in_torch_is_a_shape_error() -> None:
+    with pytest.raises(RuntimeError) as raised:
+        torch.nn.Linear(3, 2)(torch.zeros(4, 5))
+    assert fault_of(raised.value) == entry.SHAPE_ERROR
