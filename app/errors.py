@@ -105,3 +105,10 @@ class RateLimited(AppError):
 class TooManyJobs(AppError):
     status_code = 429
     code = "too_many_jobs"
+    # When a queued job starts is not known here; a client retrying sooner only spends
+    # its rate limit, and a queue that moves at all moves within this.
+    RETRY_AFTER_S = 10
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(self.RETRY_AFTER_S)}

@@ -131,8 +131,10 @@ def test_a_tenant_with_its_most_queued_jobs_gets_429_until_one_leaves_the_queue(
     with limited(settings, max_queued_jobs=2) as client:
         first, _ = (client.post("/v1/jobs", json=small_job()).json() for _ in range(2))
 
-        error = error_of(client.post("/v1/jobs", json=small_job()), 429)
+        refused = client.post("/v1/jobs", json=small_job())
+        error = error_of(refused, 429)
         assert error["code"] == "too_many_jobs"
+        assert int(refused.headers["Retry-After"]) > 0
         assert len(jobs_stored(client)) == 2
         other = bearer(new_key(client, "beta")["key"])
         assert client.post("/v1/jobs", json=small_job(), headers=other).status_code == 201

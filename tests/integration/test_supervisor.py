@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from app.broker import Dispatcher
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.events.notify import NoNotifier
@@ -57,7 +58,14 @@ def supervised_after_handover(
             session=session, notifier=NoNotifier(), job_id=job["id"], worker="w", lease_ttl_s=30
         )
     assert claim is not None
-    supervisor = Supervisor(settings, sessions, NoNotifier(), Storage(settings.artifacts_dir), "w")
+    supervisor = Supervisor(
+        settings,
+        sessions,
+        NoNotifier(),
+        Storage(settings.artifacts_dir),
+        "w",
+        Dispatcher(settings),
+    )
     outcome = supervisor.supervise(claim)
     engine.dispose()
     return outcome.error

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade
 from tests.client import events_of, mlp_job
-from tests.conftest import Workers
+from tests.conftest import ADMIN_HEADERS, Workers
 from tests.processes import PrivatePostgres, PrivateRedis, signal_tree, trainers
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -181,7 +181,7 @@ def test_jobs_survive_a_redis_restart_and_a_flushall(settings: Settings, tmp_pat
     # Lost doorbells are rung again after two seconds.
     stack = settings.model_copy(update={"redis_url": redis_server.url, "reconcile_after_s": 2.0})
     try:
-        with TestClient(create_app(stack)) as client:
+        with TestClient(create_app(stack), headers=ADMIN_HEADERS) as client:
             fleet = Workers(stack, client)
             try:
                 fleet.start()
@@ -218,7 +218,7 @@ def test_a_postgres_restart_mid_job_is_503_meanwhile_and_loses_nothing(
         # Longer than the outage: the worker keeps its claim and retries its writes.
         stack = settings.model_copy(update={"database_url": database.url, "lease_ttl_s": 20.0})
         upgrade(stack)
-        with TestClient(create_app(stack)) as client:
+        with TestClient(create_app(stack), headers=ADMIN_HEADERS) as client:
             fleet = Workers(stack, client)
             try:
                 fleet.start()
