@@ -9,6 +9,7 @@ import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypeAliasType
 
 from app.spec.base import Strict
 from app.spec.layers import MAX_WIDTH, Layer
@@ -156,10 +157,12 @@ class Adagrad(Strict):
     weight_decay: WeightDecay = 0.0
 
 
-Optimizer = Annotated[Sgd | Adam | RmsProp | Adagrad, Field(discriminator="name")]
+Optimizer = TypeAliasType(
+    "Optimizer", Annotated[Sgd | Adam | RmsProp | Adagrad, Field(discriminator="name")]
+)
 
 
-Metric = Literal["val_accuracy", "val_loss", "val_mae", "train_loss"]
+Metric = TypeAliasType("Metric", Literal["val_accuracy", "val_loss", "val_mae", "train_loss"])
 CLASSIFICATION_ONLY = frozenset({"val_accuracy"})
 REGRESSION_ONLY = frozenset({"val_mae"})
 
@@ -201,10 +204,13 @@ class PlateauSchedule(Strict):
     min_lr: float = Field(0.0, ge=0.0)
 
 
-Schedule = Annotated[
-    ConstantSchedule | StepSchedule | CosineSchedule | OneCycleSchedule | PlateauSchedule,
-    Field(discriminator="name"),
-]
+Schedule = TypeAliasType(
+    "Schedule",
+    Annotated[
+        ConstantSchedule | StepSchedule | CosineSchedule | OneCycleSchedule | PlateauSchedule,
+        Field(discriminator="name"),
+    ],
+)
 
 
 def maximized(metric: str) -> bool:
