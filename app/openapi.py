@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, WithJsonSchema
 from typing_extensions import TypeAliasType
+
+from app.asyncapi import STREAMS_DESCRIPTION, asyncapi_document
 
 ErrorCode = TypeAliasType(
     "ErrorCode",
@@ -137,7 +140,7 @@ def install(app: FastAPI, extra: Callable[[dict[str, Any]], None] | None = None)
                 title=app.title,
                 version=app.version,
                 summary=app.summary,
-                description=app.description,
+                description=(app.description + "\n" + STREAMS_DESCRIPTION).strip(),
                 routes=app.routes,
             )
             add_error_schema(document)
@@ -147,7 +150,11 @@ def install(app: FastAPI, extra: Callable[[dict[str, Any]], None] | None = None)
             app.openapi_schema = document
         return app.openapi_schema
 
+    def asyncapi() -> JSONResponse:
+        return JSONResponse(asyncapi_document(openapi()))
+
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_api_route("/asyncapi.json", asyncapi, include_in_schema=False)
 
 
 def add_error_schema(document: dict[str, Any]) -> None:

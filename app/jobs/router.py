@@ -197,14 +197,16 @@ def list_metrics(
 
 @router.websocket("/{job_id}/stream")
 async def stream_job(
-    websocket: WebSocket, job_id: str, services: WsServicesDep, after: int = 0
+    websocket: WebSocket, job_id: str, services: WsServicesDep, after: str = "0"
 ) -> None:
     """Replay a job's events after `after`, follow live ones, close with 1000 after the end."""
     caller = await open_stream(websocket, services)
     if caller is None:
         return
-    if not 0 <= after <= MAX_SEQ:
-        reason = f"after must be between 0 and {MAX_SEQ}"
+    # Parsed here, not by FastAPI: a websocket that fails validation is refused before it
+    # is accepted (a bare 403), while every other bad stream closes with 4000 + status.
+    if not (after.isascii() and after.isdigit() and int(after) <= MAX_SEQ):
+        reason = f"after must be an integer between 0 and {MAX_SEQ}"
         await websocket.close(code=WS_CLOSE_BASE + 422, reason=reason)
         return
     settings = services.settings
@@ -212,7 +214,7 @@ async def stream_job(
 
     async def send_events() -> None:
         follow = events.follow(
-            services.sessions, wakeups, job_id, tenant=caller.tenant, after=after
+            services.sessions, wakeups, job_id, tenant=caller.tenant, after=int(after)
         )
         async for event in follow:
             await websocket.send_text(event.model_dump_json())
