@@ -178,7 +178,7 @@ def list_events(
         session=session, job_id=job_id, tenant=caller.tenant, after=after, limit=limit
     )
     items = [EventOut.model_validate(row, from_attributes=True) for row in rows]
-    return EventPage(items=items, next_cursor=items[-1].seq if len(items) == limit else None)
+    return EventPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
 
 
 @router.get(
@@ -186,6 +186,7 @@ def list_events(
     response_model=MetricPage,
     operation_id="list_job_metrics",
     responses=errors(404),
+    response_model_exclude_unset=True,
 )
 def list_metrics(
     job_id: str, caller: CallerDep, session: SessionDep, after: Cursor = 0

@@ -1,7 +1,8 @@
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.openapi import declared_as
 from app.spec.base import Strict
 from app.spec.schemas import ID_PATTERN, ModelSpec
 
@@ -61,4 +62,6 @@ class SummaryOut(BaseModel):
     layers: list[LayerOut]
     params: int
     flops_per_sample: int
-    model: dict[str, Any] = Field(description="The model as it would train: presets expanded.")
+    model: Annotated[dict[str, Any], declared_as("ModelSpec")] = Field(
+        description="The model as it would train: presets expanded."
+    )

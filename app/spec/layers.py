@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 from typing_extensions import TypeAliasType
 
-from app.spec.base import Strict
+from app.spec.base import Pair, Strict
 
 MAX_WIDTH = 65_536
 MAX_KERNEL = 64
@@ -23,8 +23,8 @@ Activation = TypeAliasType(
 Size = Annotated[int, Field(ge=1, le=MAX_KERNEL)]
 Pad = Annotated[int, Field(ge=0, le=MAX_KERNEL)]
 # Two-dimensional sizes are one int (square) or [height, width].
-Size2d = Size | tuple[Size, Size]
-Pad2d = Pad | tuple[Pad, Pad]
+Size2d = Size | Pair[tuple[Size, Size]]
+Pad2d = Pad | Pair[tuple[Pad, Pad]]
 
 
 class FlattenLayer(Strict):
@@ -89,7 +89,7 @@ class AdaptiveAvgPool2dLayer(Strict):
     type: Literal["adaptive_avgpool2d"]
     output_size: (
         Annotated[int, Field(ge=1, le=4096)]
-        | tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
+        | Pair[tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]]
     ) = 1
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypeAliasType
 
-from app.spec.base import Strict
+from app.spec.base import Pair, Strict
 from app.spec.layers import MAX_WIDTH, Layer
 
 MAX_LAYERS = 256
@@ -136,7 +136,7 @@ class Sgd(Strict):
 class Adam(Strict):
     name: Literal["adam", "adamw"]
     lr: Lr
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    betas: Pair[tuple[Beta, Beta]] = (0.9, 0.999)
     eps: Eps = 1e-8
     weight_decay: WeightDecay = 0.0
 

@@ -79,9 +79,9 @@ class SweepOut(BaseModel):
     reason: str | None
     created_at: datetime
     finished_at: datetime | None
-    strategy: dict[str, Any]
-    objective: dict[str, Any]
-    budget: dict[str, Any]
+    strategy: Annotated[dict[str, Any], declared_as("Strategy")]
+    objective: Annotated[dict[str, Any], declared_as("Objective")]
+    budget: Annotated[dict[str, Any], declared_as("Budget")]
     rungs: list[int] = Field(description="Epochs each rung trains to.")
     trials: list[TrialOut]
     leaderboard: list[int] = Field(description="Trial positions, best first (measured ones).")
