@@ -1,6 +1,6 @@
 """The websocket streams as an AsyncAPI 3.0 document, served at /asyncapi.json.
 
-Its message schemas are the OpenAPI document's own components (EventOut is what
+Its message schemas are the OpenAPI document's own components (Event is what
 `GET /v1/jobs/{id}/events` lists and what the job stream sends), copied from the served
 OpenAPI document when the AsyncAPI one is built, so the two cannot drift.
 """
@@ -17,7 +17,7 @@ sweep; 4000 + the HTTP status a request would get otherwise (4401 unknown or rev
 key, 4404 no such job or sweep, 4422 a bad `after`), after the socket was accepted.
 
 - `WS /v1/jobs/{job_id}/stream?after=SEQ`: the job's events with `seq > after`, oldest
-  first (an `EventOut`, as `GET /v1/jobs/{job_id}/events` lists them), then live ones,
+  first (an `Event`, as `GET /v1/jobs/{job_id}/events` lists them), then live ones,
   closing with 1000 after the job has ended. Reconnect with the last `seq` seen to miss
   nothing and see nothing twice.
 - `WS /v1/sweeps/{sweep_id}/stream`: `{"type": "sweep", "data": <SweepOut>}` whenever the
@@ -35,7 +35,7 @@ CLOSE_CODES = (
 
 def asyncapi_document(openapi: dict[str, Any]) -> dict[str, Any]:
     schemas = openapi["components"]["schemas"]
-    needed = referenced({"EventOut", "SweepOut", "ErrorCode"}, schemas)
+    needed = referenced({"Event", "SweepOut", "ErrorCode"}, schemas)
     after = {
         "ws": {
             "query": {
@@ -99,7 +99,7 @@ def asyncapi_document(openapi: dict[str, Any]) -> dict[str, Any]:
                 "JobEvent": {
                     "name": "JobEvent",
                     "title": "A job event",
-                    "payload": {"$ref": "#/components/schemas/EventOut"},
+                    "payload": {"$ref": "#/components/schemas/Event"},
                 },
                 "SweepChanged": {
                     "name": "SweepChanged",

@@ -29,6 +29,7 @@ from app.deps import Services
 from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
+from app.events.schemas import Event
 from app.jobs.router import router as jobs_router
 from app.keys import service as keys
 from app.keys.router import router as keys_router
@@ -284,5 +285,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
-    openapi.install(app)
+    openapi.install(app, components=[Event])
     return app

@@ -8,14 +8,14 @@ valid but not usable by generators (openapi-python-client, openapi-typescript): 
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from typing_extensions import TypeAliasType
 
 from app.asyncapi import STREAMS_DESCRIPTION, asyncapi_document
@@ -131,8 +131,9 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def install(app: FastAPI, extra: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Serve the tidied document at /openapi.json (built once, on first request)."""
+def install(app: FastAPI, components: Sequence[Any] = ()) -> None:
+    """Serve the tidied document at /openapi.json (built once, on first request), with
+    `components` (types no route names directly, such as the typed events)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -143,10 +144,8 @@ def install(app: FastAPI, extra: Callable[[dict[str, Any]], None] | None = None)
                 description=(app.description + "\n" + STREAMS_DESCRIPTION).strip(),
                 routes=app.routes,
             )
-            add_error_schema(document)
+            add_components(document, [ErrorOut, *components])
             tidy(document)
-            if extra is not None:
-                extra(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -157,11 +156,16 @@ def install(app: FastAPI, extra: Callable[[dict[str, Any]], None] | None = None)
     app.add_api_route("/asyncapi.json", asyncapi, include_in_schema=False)
 
 
-def add_error_schema(document: dict[str, Any]) -> None:
-    schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+def add_components(document: dict[str, Any], types: Sequence[Any]) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(schema.pop("$defs", {}))
-    schemas["ErrorOut"] = schema
+    for type_ in types:
+        schema = TypeAdapter(type_).json_schema(
+            mode="serialization", ref_template="#/components/schemas/{model}"
+        )
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        if "$ref" not in schema:
+            schemas.setdefault(type_.__name__, schema)
 
 
 def tidy(document: dict[str, Any]) -> None:
@@ -186,6 +190,23 @@ def tidy(document: dict[str, Any]) -> None:
         tidy_schema(node)
     for schema in schemas.values():
         add_discriminator(schema, schemas)
+    drop_unreferenced(document)
+
+
+def drop_unreferenced(document: dict[str, Any]) -> None:
+    """Components nothing refers to (EventOut, declared as Event) would only mislead."""
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    while True:
+        used = {
+            node["$ref"].rsplit("/", 1)[-1]
+            for node in walk({"paths": document["paths"], "schemas": schemas})
+            if isinstance(node.get("$ref"), str)
+        }
+        unused = [name for name in schemas if name not in used]
+        if not unused:
+            return
+        for name in unused:
+            del schemas[name]
 
 
 def tidy_operation(path: str, operation: dict[str, Any]) -> None:

@@ -33,13 +33,13 @@ def test_asyncapi_shares_the_http_event_schemas(client: TestClient) -> None:
     asyncapi = client.get("/asyncapi.json").json()
     assert asyncapi["asyncapi"] == "3.0.0"
     schemas = asyncapi["components"]["schemas"]
-    for name in ("EventOut", "SweepOut", "JobStatus", "TrialOut"):
+    for name in ("Event", "StatusEvent", "MetricData", "SweepOut", "JobStatus", "TrialOut"):
         assert schemas[name] == openapi["components"]["schemas"][name]
     events = openapi["paths"]["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]
     page = resolve(openapi, events["content"]["application/json"]["schema"]["$ref"])
-    assert page["properties"]["items"]["items"] == {"$ref": "#/components/schemas/EventOut"}
+    assert page["properties"]["items"]["items"] == {"$ref": "#/components/schemas/Event"}
     message = resolve(asyncapi, asyncapi["channels"]["jobStream"]["messages"]["event"]["$ref"])
-    assert message["payload"] == {"$ref": "#/components/schemas/EventOut"}
+    assert message["payload"] == {"$ref": "#/components/schemas/Event"}
     for ref in refs(asyncapi):
         resolve(asyncapi, ref)  # every reference resolves inside the document
     assert "/v1/jobs/{job_id}/stream" in openapi["info"]["description"]

@@ -135,7 +135,13 @@ def use_generated_client(client: Any, module: Any) -> None:
     page = api["list_jobs"].sync(client=client, status=models.JobStatus.SUCCEEDED)
     assert [j.id for j in page.items] == [job.id]
     events = api["list_job_events"].sync(job.id, client=client)
-    assert events.items[-1].type_.value == "status"
+    assert events.next_cursor is None
+    kinds = {type(event).__name__ for event in events.items}
+    assert {"StatusEvent", "MetricEvent", "CheckpointEvent", "ResultEvent"} <= kinds, kinds
+    (result,) = [e for e in events.items if isinstance(e, models.ResultEvent)]
+    assert result.data.result.epochs == 2
+    statuses = [e.data.status for e in events.items if isinstance(e, models.StatusEvent)]
+    assert statuses[-1] is models.JobStatus.SUCCEEDED
 
     weights = api["download_model"].sync_detailed(job.id, client=client)
     assert weights.status_code == 200
