@@ -211,7 +211,12 @@ def drop_unreferenced(document: dict[str, Any]) -> None:
 
 def tidy_operation(path: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation["responses"]
-    takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
+    # A bare path id is looked up, not validated (404, not 422); queries, headers, bodies
+    # and constrained values can be invalid.
+    takes_input = bool(operation.get("requestBody")) or any(
+        parameter["in"] != "path" or set(parameter["schema"]) - {"type", "title"}
+        for parameter in operation.get("parameters", [])
+    )
     statuses = set()
     if path.startswith("/v1/"):
         statuses |= {400, 401, 429, 503}

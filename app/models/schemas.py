@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.openapi import declared_as
 from app.spec.base import Strict
-from app.spec.schemas import ID_PATTERN, ModelSpec
+from app.spec.schemas import ID_PATTERN, ModelSpec, documented
 
 
 class SummaryRequest(Strict):
@@ -34,7 +34,9 @@ class SummaryRequest(Strict):
     dataset: str | None = Field(
         None, max_length=64, pattern=ID_PATTERN, description="Take the shapes from a dataset."
     )
-    input_shape: list[int] | None = Field(None, min_length=1, max_length=4)
+    input_shape: (
+        list[Annotated[int, documented(type="integer", minimum=1, maximum=65_536)]] | None
+    ) = Field(None, min_length=1, max_length=4)
     classes: int | None = Field(
         None, ge=1, le=100_000, description="Classes, or regression targets: the outputs."
     )
