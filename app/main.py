@@ -4,7 +4,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app import openapi
 from app.broker import Dispatcher
 from app.checkpoints.router import router as checkpoints_router
 from app.config import Settings, get_settings
@@ -27,6 +29,7 @@ from app.deps import Services
 from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
+from app.events.schemas import Event
 from app.jobs.router import router as jobs_router
 from app.keys import service as keys
 from app.keys.router import router as keys_router
@@ -73,39 +76,15 @@ def field_path(loc: Sequence[Any], *, unknown_field: bool = False) -> str:
     return path or (str(loc[0]) if loc else "body")
 
 
-class ErrorDetailOut(BaseModel):
-    field: str
-    message: str
+class Ready(BaseModel):
+    status: Literal["ready"]
 
 
-class ErrorInfo(BaseModel):
-    code: str = Field(description="Stable, machine-readable: job_not_found, rate_limited, ...")
-    message: str
-    details: list[ErrorDetailOut] = Field(description="Per field, for validation errors.")
-
-
-class ErrorOut(BaseModel):
-    """Every error answer of the API."""
-
-    error: ErrorInfo
-
-
-# The answers any /v1 route may give besides its own: in the OpenAPI document, so clients
-# and the schema fuzzer know them.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": description}
-    for status, description in {
-        400: "Malformed request.",
-        401: "No key, or an unknown or revoked one.",
-        403: "The key may not do this.",
-        404: "No such object for this tenant.",
-        409: "Conflicts with the object's state.",
-        410: "The object's file is gone.",
-        413: "The body is over its limit.",
-        422: "Invalid input, with the field that is wrong.",
-        429: "Over the tenant's rate or job caps; see Retry-After.",
-        503: "The database is unavailable.",
-    }.items()
+METRICS_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition format.",
+        "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+    }
 }
 
 
@@ -129,6 +108,21 @@ def validation_details(error: RequestValidationError) -> list[ErrorDetail]:
     return details
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers on this path, asked of the routes themselves."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, error: AppError) -> JSONResponse:
@@ -146,12 +140,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=413)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names only the first route of the path; GET and POST of one path
+            # are two routes, and Allow must list every method the path has.
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return JSONResponse(
-            error_body(code, str(error.detail)),
-            status_code=error.status_code,
-            headers=error.headers,
+            error_body(code, str(error.detail)), status_code=error.status_code, headers=headers
         )
 
     @app.exception_handler(OperationalError)
@@ -240,6 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Training as a service: submit a PyTorch training job, watch it train, fast.",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
         form_limits={
             "max_fields": FORM_FIELDS_MAX,
             "max_files": FORM_FILES_MAX,
@@ -262,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeps_router,
         advise_router,
     ):
-        app.include_router(router, responses=ERROR_RESPONSES)
+        app.include_router(router)
 
     registry = CollectorRegistry()
     registry.register(JobCollector(services))
@@ -272,7 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the API process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=Ready, responses=openapi.errors(503))
     def readyz() -> JSONResponse:
         """Readiness: the database answers (503 otherwise)."""
         try:
@@ -282,9 +280,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(error_body("unavailable", "database unavailable"), status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get("/metrics", tags=["health"], response_class=Response, responses=METRICS_TEXT)
     def metrics() -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
+    openapi.install(app, components=[Event])
     return app

@@ -6,6 +6,7 @@ from fastapi.responses import FileResponse
 from app.checkpoints import service
 from app.checkpoints.schemas import CheckpointOut, CheckpointPage
 from app.deps import CallerDep, ServicesDep, SessionDep
+from app.openapi import binary_download, errors
 from app.spec.schemas import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
@@ -54,7 +55,7 @@ def list_checkpoints(
     return CheckpointPage(items=[service.describe(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{checkpoint_id}", response_model=CheckpointOut)
+@router.get("/{checkpoint_id}", response_model=CheckpointOut, responses=errors(404))
 def get_checkpoint(checkpoint_id: str, caller: CallerDep, session: SessionDep) -> CheckpointOut:
     """One checkpoint: its job, epoch, metrics, tensors, parameter count, size and sha256."""
     checkpoint = service.get(session=session, checkpoint_id=checkpoint_id, tenant=caller.tenant)
@@ -64,7 +65,7 @@ def get_checkpoint(checkpoint_id: str, caller: CallerDep, session: SessionDep) -
 @router.get(
     "/{checkpoint_id}/download",
     response_class=FileResponse,
-    responses={200: {"content": {SAFETENSORS_MEDIA_TYPE: {}}}},
+    responses=binary_download("The weights (safetensors).") | errors(404, 410),
 )
 def download_checkpoint(
     checkpoint_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep

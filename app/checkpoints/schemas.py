@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,7 +13,7 @@ class CheckpointOut(BaseModel):
     id: str
     job_id: str | None = Field(description="The job that saved it; null for an upload.")
     name: str
-    kind: str = Field(
+    kind: Literal["epoch", "stop", "final", "upload"] = Field(
         description='Saved by a job: "epoch", "stop" (taken mid-epoch as the job was stopped) '
         'or "final"; else "upload".'
     )

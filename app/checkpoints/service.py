@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from app.checkpoints import repository
 from app.checkpoints.safetensors_header import read_header
 from app.checkpoints.schemas import CheckpointOut, TensorOut
-from app.errors import AppError, CheckpointNotFound, UploadTooLarge
+from app.errors import AppError, CheckpointNotFound, UploadInvalid, UploadTooLarge
 from app.ids import new_id
 from app.orm import Checkpoint
+from app.spec.compat import same_parameter_twice
 from app.spec.schemas import CheckpointPolicy, maximized
 from app.storage import StagedFile, Storage
 
@@ -110,6 +111,13 @@ def describe(checkpoint: Checkpoint) -> CheckpointOut:
 def _tensors_of(staged: StagedFile) -> dict[str, Any]:
     with open(staged.path, "rb") as file:
         tensors = read_header(file, size=staged.bytes)
+    twice = same_parameter_twice(list(tensors))
+    if twice is not None:
+        raise UploadInvalid.at(
+            "file",
+            f"tensors {twice[0]!r} and {twice[1]!r} are one parameter once the wrapper "
+            "prefix is stripped; keep one",
+        )
     return {name: {"dtype": info.dtype, "shape": info.shape} for name, info in tensors.items()}
 
 

@@ -24,6 +24,9 @@ FIELD: Final = "file"
 ARRAYS: Final = ("x", "y")
 NPY_SUFFIX: Final = ".npy"
 ZIP_MAGIC: Final = b"PK"
+# The end-of-central-directory record: signature, fixed fields, then the comment.
+END_RECORD_MAGIC: Final = b"PK\x05\x06"
+END_RECORD_BYTES: Final = 22
 NPY_MAGIC: Final = b"\x93NUMPY"
 # np.savez of x and y writes a central directory of about 200 bytes; a megabyte is room for
 # thousands of members, while millions of them would cost gigabytes of ZipInfo objects.
@@ -118,7 +121,21 @@ def _open_archive(stream: BinaryIO, size: int) -> zipfile.ZipFile:
     except _ARCHIVE_ERRORS as exc:
         raise UploadInvalid.at(FIELD, f"not a readable npz (zip) file: {exc}") from exc
     capped.cap = None
+    _refuse_trailing_bytes(stream, size, archive)
     return archive
+
+
+def _refuse_trailing_bytes(stream: BinaryIO, size: int, archive: zipfile.ZipFile) -> None:
+    """The archive ends with its end-of-directory record and comment, as IDX files end with
+    their last value: zipfile would skip bytes after it, and they would be stored unread."""
+    tail = END_RECORD_BYTES + len(archive.comment)
+    stream.seek(max(0, size - tail))
+    record = stream.read(tail)
+    stream.seek(0)
+    ends = record.startswith(END_RECORD_MAGIC) and record.endswith(archive.comment)
+    if not ends or int.from_bytes(record[20:22], "little") != len(archive.comment):
+        archive.close()
+        raise UploadInvalid.at(FIELD, "has trailing bytes after the end of the npz archive")
 
 
 def _read_header(member: IO[bytes], name: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
@@ -201,6 +218,10 @@ def read_npz(stream: BinaryIO, *, max_bytes: int) -> tuple[npt.NDArray[Any], npt
 def _load(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> npt.NDArray[Any]:
     with archive.open(info) as member:
         loaded = np.load(member, allow_pickle=False)
+        if member.read(1):
+            raise UploadInvalid.at(
+                FIELD, f"member {info.filename!r} has trailing bytes after its array"
+            )
     if not isinstance(loaded, np.ndarray):
         raise UploadInvalid.at(FIELD, f"member {info.filename!r} is not a .npy array")
     return loaded

@@ -6,6 +6,7 @@ from app.datasets import service
 from app.datasets.schemas import DatasetOut, DatasetPage, DatasetUpload, Format, UploadedFile
 from app.datasets.validation import Task
 from app.deps import CallerDep, ServicesDep, SessionDep
+from app.openapi import errors
 from app.spec.schemas import NAME_PATTERN
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -75,14 +76,19 @@ def list_datasets(
     return DatasetPage(items=[DatasetOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=errors(404))
 def get_dataset(dataset_id: str, caller: CallerDep, session: SessionDep) -> DatasetOut:
     """One dataset: samples, input shape, task, classes or targets, size and content hash."""
     dataset = service.get(session=session, dataset_id=dataset_id, tenant=caller.tenant)
     return DatasetOut.model_validate(dataset)
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{dataset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(404, 409),
+)
 def delete_dataset(
     dataset_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> None:

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Literal
+from typing import BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,8 +49,8 @@ class DatasetOut(BaseModel):
 class DatasetPage(BaseModel):
     items: list[DatasetOut]
     next_cursor: str | None
-    builtin: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"synthetic": SyntheticData().model_dump()},
+    builtin: dict[str, SyntheticData] = Field(
+        default_factory=lambda: {"synthetic": SyntheticData()},
         description="Datasets that need no upload, with their default options: use them as "
         '"dataset": "synthetic" or {"name": "synthetic", ...options}.',
     )

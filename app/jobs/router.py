@@ -1,4 +1,4 @@
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, WebSocket, status
 from fastapi.responses import FileResponse
@@ -15,14 +15,14 @@ from app.events import service as events
 from app.events.notify import Wakeups
 from app.events.schemas import EventOut, EventPage, MetricPage, MetricRow
 from app.jobs import service
-from app.jobs.schemas import JobOut, JobPage, ResumeRequest
+from app.jobs.schemas import JobOut, JobPage, JobStatus, ResumeRequest
+from app.openapi import binary_download, errors
 from app.spec import JobSpec
 from app.spec.schemas import SEED_JOB_EXAMPLE
 from app.streams import WS_CLOSE_BASE, open_stream, serve
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # seq is a 32-bit column: a larger cursor is a client error, not a database overflow.
 MAX_SEQ = 2**31 - 1
 Cursor = Annotated[
@@ -41,7 +41,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=JobOut, responses=errors(404, 410)
+)
 def submit_job(
     spec: Annotated[JobSpec, Body(openapi_examples={"seed": {"value": SEED_JOB_EXAMPLE}})],
     caller: CallerDep,
@@ -67,7 +69,7 @@ def list_jobs(
     caller: CallerDep,
     session: SessionDep,
     services: ServicesDep,
-    status: Status | None = None,
+    status: JobStatus | None = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -81,13 +83,18 @@ def list_jobs(
     return JobPage(items=[JobOut.model_validate(job) for job in jobs], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, responses=errors(404))
 def get_job(job_id: str, caller: CallerDep, session: SessionDep) -> JobOut:
     """A job: its status, spec, result and where its time went."""
     return JobOut.model_validate(service.get(session=session, job_id=job_id, tenant=caller.tenant))
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=errors(404, 409),
+)
 def cancel_job(
     job_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> JobOut:
@@ -98,7 +105,12 @@ def cancel_job(
     return JobOut.model_validate(job)
 
 
-@router.post("/{job_id}/resume", status_code=status.HTTP_201_CREATED, response_model=JobOut)
+@router.post(
+    "/{job_id}/resume",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobOut,
+    responses=errors(404, 409, 410),
+)
 def resume_job(
     job_id: str,
     request: ResumeRequest,
@@ -119,7 +131,7 @@ def resume_job(
     return JobOut.model_validate(job)
 
 
-@router.get("/{job_id}/checkpoints", response_model=CheckpointPage)
+@router.get("/{job_id}/checkpoints", response_model=CheckpointPage, responses=errors(404))
 def list_job_checkpoints(job_id: str, caller: CallerDep, session: SessionDep) -> CheckpointPage:
     """A job's checkpoints, oldest first: epochs its policy keeps, and its final weights."""
     rows = service.checkpoints_of(session=session, job_id=job_id, tenant=caller.tenant)
@@ -129,7 +141,7 @@ def list_job_checkpoints(job_id: str, caller: CallerDep, session: SessionDep) ->
 @router.get(
     "/{job_id}/model",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=binary_download("The weights (safetensors).") | errors(404, 410),
 )
 def download_model(
     job_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
@@ -146,7 +158,12 @@ def download_model(
     )
 
 
-@router.get("/{job_id}/events", response_model=EventPage)
+@router.get(
+    "/{job_id}/events",
+    response_model=EventPage,
+    operation_id="list_job_events",
+    responses=errors(404),
+)
 def list_events(
     job_id: str,
     caller: CallerDep,
@@ -161,10 +178,16 @@ def list_events(
         session=session, job_id=job_id, tenant=caller.tenant, after=after, limit=limit
     )
     items = [EventOut.model_validate(row, from_attributes=True) for row in rows]
-    return EventPage(items=items, next_cursor=items[-1].seq if len(items) == limit else None)
+    return EventPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
 
 
-@router.get("/{job_id}/metrics", response_model=MetricPage)
+@router.get(
+    "/{job_id}/metrics",
+    response_model=MetricPage,
+    operation_id="list_job_metrics",
+    responses=errors(404),
+    response_model_exclude_unset=True,
+)
 def list_metrics(
     job_id: str, caller: CallerDep, session: SessionDep, after: Cursor = 0
 ) -> MetricPage:
@@ -175,14 +198,16 @@ def list_metrics(
 
 @router.websocket("/{job_id}/stream")
 async def stream_job(
-    websocket: WebSocket, job_id: str, services: WsServicesDep, after: int = 0
+    websocket: WebSocket, job_id: str, services: WsServicesDep, after: str = "0"
 ) -> None:
     """Replay a job's events after `after`, follow live ones, close with 1000 after the end."""
     caller = await open_stream(websocket, services)
     if caller is None:
         return
-    if not 0 <= after <= MAX_SEQ:
-        reason = f"after must be between 0 and {MAX_SEQ}"
+    # Parsed here, not by FastAPI: a websocket that fails validation is refused before it
+    # is accepted (a bare 403), while every other bad stream closes with 4000 + status.
+    if not (after.isascii() and after.isdigit() and int(after) <= MAX_SEQ):
+        reason = f"after must be an integer between 0 and {MAX_SEQ}"
         await websocket.close(code=WS_CLOSE_BASE + 422, reason=reason)
         return
     settings = services.settings
@@ -190,7 +215,7 @@ async def stream_job(
 
     async def send_events() -> None:
         follow = events.follow(
-            services.sessions, wakeups, job_id, tenant=caller.tenant, after=after
+            services.sessions, wakeups, job_id, tenant=caller.tenant, after=int(after)
         )
         async for event in follow:
             await websocket.send_text(event.model_dump_json())

@@ -1,9 +1,50 @@
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
+from app.openapi import declared_as
 from app.spec.schemas import MAX_EPOCHS
+
+JobStatus = TypeAliasType(
+    "JobStatus", Literal["queued", "running", "succeeded", "failed", "cancelled"]
+)
+# A stored spec is a JobSpec as submitted and dumped; it is not validated again on every
+# read, but it is declared as what it is, so clients get a typed spec.
+StoredSpec = Annotated[dict[str, Any], declared_as("JobSpec")]
+
+
+class JobResult(BaseModel):
+    """What a finished job reached. Metrics are by name: train_loss, val_loss, val_accuracy
+    (classification) or val_mae (regression)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    final: dict[str, float] = Field(description="The last epoch's metrics, with epoch and step.")
+    best: dict[str, float] = Field(description="The best epoch's metrics by the target's metric.")
+    epochs: int
+    steps: int
+    stopped: str = Field(description="Why training stopped: epochs, target, cancelled, ...")
+    settings: dict[str, Any] = Field(
+        description="The levers as trained (batch_size, precision, compile, channels_last, "
+        "threads), with `auto` resolved."
+    )
+    peak_memory_mb: float | None = None
+    world_size: int | None = None
+
+
+class WarmStartOut(BaseModel):
+    """What a warm start loads from a checkpoint, by tensor name."""
+
+    model_config = ConfigDict(extra="allow")
+
+    checkpoint: str
+    loaded: list[str]
+    skipped: list[str]
+    initialized: list[str]
+    frozen: list[str]
+    resume: bool = False
 
 
 class Timings(BaseModel):
@@ -39,7 +80,7 @@ class JobOut(BaseModel):
 
     id: str
     name: str
-    status: str
+    status: JobStatus
     reason: str | None
     attempt: int
     restarts: int = Field(
@@ -51,20 +92,16 @@ class JobOut(BaseModel):
     dataset_id: str | None
     params: int = Field(description="Trainable parameters of the net.")
     flops_per_sample: int = Field(description="Forward FLOPs per sample.")
-    spec: dict[str, Any]
+    spec: StoredSpec
     cancel_requested: bool
     worker: str | None
     last_seq: int = Field(description="The seq of the job's newest event.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    result: dict[str, Any] | None = Field(
-        description='Finished jobs: {"final": {...}, "best": {...}, "epochs": n, "steps": n, '
-        '"stopped": ..., "settings": {...}}; settings are the levers as trained (batch_size, '
-        "precision, compile, channels_last, threads), with `auto` resolved."
-    )
+    result: JobResult | None = Field(description="Finished jobs: what they reached.")
     timings: Timings | None
-    warm_start: dict[str, Any] | None = Field(
+    warm_start: WarmStartOut | None = Field(
         description="What the warm start loaded, skipped, initialised afresh and froze."
     )
 

@@ -5,11 +5,14 @@ from fastapi import APIRouter, Query, Response, status
 from app.deps import CallerDep, ServicesDep, SessionDep
 from app.keys import service
 from app.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage
+from app.openapi import errors
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=KeyCreated, responses=errors(403)
+)
 def create_key(
     request: KeyCreate, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> KeyCreated:
@@ -39,7 +42,12 @@ def list_keys(
     return KeyPage(items=[KeyOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(404),
+)
 def revoke_key(key_id: str, caller: CallerDep, session: SessionDep) -> None:
     """Revoke a key: refused from the next request on; its open streams close."""
     service.revoke(session=session, caller=caller, key_id=key_id)

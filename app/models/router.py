@@ -4,12 +4,13 @@ from app.deps import CallerDep, SessionDep
 from app.errors import SpecInvalid
 from app.jobs.service import data_shape
 from app.models.schemas import LayerOut, SummaryOut, SummaryRequest
+from app.openapi import errors
 from app.spec import presets, summarize
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.post("/summary", response_model=SummaryOut)
+@router.post("/summary", response_model=SummaryOut, responses=errors(404))
 def summarize_model(request: SummaryRequest, caller: CallerDep, session: SessionDep) -> SummaryOut:
     """Output shape, parameters and FLOPs per sample of every layer, before training."""
     outputs: int | None

@@ -1,9 +1,10 @@
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.openapi import declared_as
 from app.spec.base import Strict
-from app.spec.schemas import ID_PATTERN, ModelSpec
+from app.spec.schemas import ID_PATTERN, ModelSpec, documented
 
 
 class SummaryRequest(Strict):
@@ -33,7 +34,9 @@ class SummaryRequest(Strict):
     dataset: str | None = Field(
         None, max_length=64, pattern=ID_PATTERN, description="Take the shapes from a dataset."
     )
-    input_shape: list[int] | None = Field(None, min_length=1, max_length=4)
+    input_shape: (
+        list[Annotated[int, documented(type="integer", minimum=1, maximum=65_536)]] | None
+    ) = Field(None, min_length=1, max_length=4)
     classes: int | None = Field(
         None, ge=1, le=100_000, description="Classes, or regression targets: the outputs."
     )
@@ -61,4 +64,6 @@ class SummaryOut(BaseModel):
     layers: list[LayerOut]
     params: int
     flops_per_sample: int
-    model: dict[str, Any] = Field(description="The model as it would train: presets expanded.")
+    model: Annotated[dict[str, Any], declared_as("ModelSpec")] = Field(
+        description="The model as it would train: presets expanded."
+    )

@@ -13,6 +13,10 @@ from app.spec.shapes import NetSummary
 
 # Wrappers that prefix every name: DistributedDataParallel and torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})
+INTEGER_DTYPES = frozenset({"I64", "I32", "I16", "I8", "U8"})
+# The one integer tensor a net holds: batch norm's step counter.
+INTEGER_TENSOR_SUFFIX = ".num_batches_tracked"
 MAX_LISTED = 20
 
 
@@ -25,6 +29,41 @@ def canonical(name: str) -> str:
             if name.startswith(prefix):
                 name, stripped = name[len(prefix) :], True
     return name
+
+
+def _same_kinds(
+    checkpoint_id: str, tensors: Mapping[str, Mapping[str, Any]], loaded: list[str]
+) -> None:
+    """Loading would cast silently (torch copies BOOL or I64 into a float parameter), so a
+    tensor of the wrong kind of number is refused, by name."""
+    dtypes = {canonical(name): str(info["dtype"]) for name, info in tensors.items()}
+    problems = []
+    for name in loaded:
+        integer = name.endswith(INTEGER_TENSOR_SUFFIX)
+        allowed, kind = (INTEGER_DTYPES, "integer") if integer else (FLOAT_DTYPES, "float")
+        if dtypes[name] not in allowed:
+            problems.append(
+                f"{name}: the checkpoint holds {dtypes[name]} values, the net {kind} ones "
+                f"({', '.join(sorted(allowed))})"
+            )
+    if problems:
+        summary = f"checkpoint {checkpoint_id} holds tensors of the wrong dtype"
+        details = [ErrorDetail("init.checkpoint", p) for p in problems[:MAX_LISTED]]
+        raise SpecInvalid(
+            f"init.checkpoint: {problems[0]}", [ErrorDetail("init.checkpoint", summary), *details]
+        )
+
+
+def same_parameter_twice(names: list[str]) -> tuple[str, str] | None:
+    """Two names of one parameter once wrapper prefixes are stripped (`1.weight` and
+    `module.1.weight`): loading would pick one by position."""
+    seen: dict[str, str] = {}
+    for name in names:
+        bare = canonical(name)
+        if bare in seen:
+            return seen[bare], name
+        seen[bare] = name
+    return None
 
 
 def frozen(param_names: tuple[str, ...], prefixes: list[str]) -> list[str]:
@@ -65,6 +104,7 @@ def plan_warm_start(
         raise SpecInvalid(
             f"init.checkpoint: {summary}", [ErrorDetail("init.checkpoint", summary), *details]
         )
+    _same_kinds(checkpoint_id, tensors, loaded)
     if not loaded:
         raise SpecInvalid.at(
             "init.checkpoint", f"no tensor of checkpoint {checkpoint_id} fits the net"

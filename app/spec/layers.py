@@ -8,19 +8,23 @@ and its 1x1 projection, when shapes differ, is `4.projection.weight`.
 from typing import Annotated, Literal
 
 from pydantic import Field
+from typing_extensions import TypeAliasType
 
-from app.spec.base import Strict
+from app.spec.base import Pair, Strict
 
 MAX_WIDTH = 65_536
 MAX_KERNEL = 64
 MAX_NESTED_LAYERS = 64
 
-Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "none"]
+# Named aliases become named components of the OpenAPI document (`Activation`, `Layer`).
+Activation = TypeAliasType(
+    "Activation", Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "none"]
+)
 Size = Annotated[int, Field(ge=1, le=MAX_KERNEL)]
 Pad = Annotated[int, Field(ge=0, le=MAX_KERNEL)]
 # Two-dimensional sizes are one int (square) or [height, width].
-Size2d = Size | tuple[Size, Size]
-Pad2d = Pad | tuple[Pad, Pad]
+Size2d = Size | Pair[tuple[Size, Size]]
+Pad2d = Pad | Pair[tuple[Pad, Pad]]
 
 
 class FlattenLayer(Strict):
@@ -85,7 +89,7 @@ class AdaptiveAvgPool2dLayer(Strict):
     type: Literal["adaptive_avgpool2d"]
     output_size: (
         Annotated[int, Field(ge=1, le=4096)]
-        | tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
+        | Pair[tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]]
     ) = 1
 
 
@@ -119,21 +123,24 @@ class ResidualLayer(Strict):
     activation: Activation = "none"
 
 
-Layer = Annotated[
-    FlattenLayer
-    | DropoutLayer
-    | LinearLayer
-    | Conv1dLayer
-    | Conv2dLayer
-    | MaxPool2dLayer
-    | AvgPool2dLayer
-    | AdaptiveAvgPool2dLayer
-    | BatchNorm1dLayer
-    | BatchNorm2dLayer
-    | LayerNormLayer
-    | ResidualLayer,
-    Field(discriminator="type"),
-]
+Layer = TypeAliasType(
+    "Layer",
+    Annotated[
+        FlattenLayer
+        | DropoutLayer
+        | LinearLayer
+        | Conv1dLayer
+        | Conv2dLayer
+        | MaxPool2dLayer
+        | AvgPool2dLayer
+        | AdaptiveAvgPool2dLayer
+        | BatchNorm1dLayer
+        | BatchNorm2dLayer
+        | LayerNormLayer
+        | ResidualLayer,
+        Field(discriminator="type"),
+    ],
+)
 ResidualLayer.model_rebuild()
 
 LAYER_TYPES = (

@@ -8,9 +8,10 @@ torch accepts, so a spec that validates here never fails for its numbers in the 
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from typing_extensions import TypeAliasType
 
-from app.spec.base import Strict
+from app.spec.base import Pair, Strict
 from app.spec.layers import MAX_WIDTH, Layer
 
 MAX_LAYERS = 256
@@ -23,6 +24,16 @@ MAX_SEED = 2**31 - 1
 MAX_PROCESSES = 64
 MAX_NODES = 64
 MAX_SYNTHETIC_VALUES = 64_000_000  # samples x features: about 256 MB of float32
+
+
+def documented(**schema: Any) -> WithJsonSchema:
+    """The bounds a validator below enforces, stated in the schema too, so a request the
+    document allows is one the API accepts (the validator keeps its own message)."""
+    return WithJsonSchema(schema)
+
+
+Dim = Annotated[int, documented(type="integer", minimum=1, maximum=MAX_WIDTH)]
+DatasetId = Annotated[str, documented(type="string", maxLength=64, pattern=ID_PATTERN)]
 
 SEED_JOB_EXAMPLE: dict[str, Any] = {
     "name": "mnist-mlp",
@@ -92,7 +103,7 @@ class SyntheticData(Strict):
     samples: int = Field(2048, ge=16, le=1_000_000)
     classes: int = Field(10, ge=2, le=1000, description="Classification only.")
     targets: int = Field(1, ge=1, le=1000, description="Regression only: values per sample.")
-    input_shape: list[int] = Field(default_factory=lambda: [1, 28, 28], min_length=1, max_length=4)
+    input_shape: list[Dim] = Field(default_factory=lambda: [1, 28, 28], min_length=1, max_length=4)
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @field_validator("input_shape")
@@ -135,7 +146,7 @@ class Sgd(Strict):
 class Adam(Strict):
     name: Literal["adam", "adamw"]
     lr: Lr
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    betas: Pair[tuple[Beta, Beta]] = (0.9, 0.999)
     eps: Eps = 1e-8
     weight_decay: WeightDecay = 0.0
 
@@ -156,10 +167,12 @@ class Adagrad(Strict):
     weight_decay: WeightDecay = 0.0
 
 
-Optimizer = Annotated[Sgd | Adam | RmsProp | Adagrad, Field(discriminator="name")]
+Optimizer = TypeAliasType(
+    "Optimizer", Annotated[Sgd | Adam | RmsProp | Adagrad, Field(discriminator="name")]
+)
 
 
-Metric = Literal["val_accuracy", "val_loss", "val_mae", "train_loss"]
+Metric = TypeAliasType("Metric", Literal["val_accuracy", "val_loss", "val_mae", "train_loss"])
 CLASSIFICATION_ONLY = frozenset({"val_accuracy"})
 REGRESSION_ONLY = frozenset({"val_mae"})
 
@@ -201,10 +214,13 @@ class PlateauSchedule(Strict):
     min_lr: float = Field(0.0, ge=0.0)
 
 
-Schedule = Annotated[
-    ConstantSchedule | StepSchedule | CosineSchedule | OneCycleSchedule | PlateauSchedule,
-    Field(discriminator="name"),
-]
+Schedule = TypeAliasType(
+    "Schedule",
+    Annotated[
+        ConstantSchedule | StepSchedule | CosineSchedule | OneCycleSchedule | PlateauSchedule,
+        Field(discriminator="name"),
+    ],
+)
 
 
 def maximized(metric: str) -> bool:
@@ -228,7 +244,10 @@ class Target(Strict):
 
 class Training(Strict):
     epochs: int = Field(ge=1, le=MAX_EPOCHS)
-    batch_size: int | Literal["full", "auto"] = Field(
+    batch_size: (
+        Annotated[int, documented(type="integer", minimum=1, maximum=MAX_BATCH_SIZE)]
+        | Literal["full", "auto"]
+    ) = Field(
         description='Samples per step; "full" for full-batch gradient descent; "auto" to '
         "measure candidate sizes on the worker with a short probe and take the smallest "
         "within 10% of the best throughput (on CUDA, among those that fit in memory)."
@@ -386,7 +405,7 @@ class JobSpec(Strict):
     )
 
     name: str = Field("job", min_length=1, max_length=200, pattern=NAME_PATTERN)
-    dataset: str | SyntheticData = Field(
+    dataset: DatasetId | SyntheticData = Field(
         description='A dataset id from POST /v1/datasets, "synthetic", or a synthetic dataset.'
     )
     model: ModelSpec

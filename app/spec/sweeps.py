@@ -14,8 +14,9 @@ from copy import deepcopy
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, JsonValue, model_validator
+from typing_extensions import TypeAliasType
 
-from app.spec.base import Strict
+from app.spec.base import Pair, Strict
 from app.spec.schemas import MAX_SEED, NAME_PATTERN, JobSpec, Target, maximized
 
 MAX_TRIALS = 256
@@ -32,7 +33,7 @@ SAMPLED_DIGITS = 4
 class LogUniform(Strict):
     """Sample between the bounds evenly in log space (learning rates, weight decay)."""
 
-    log_uniform: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]]
+    log_uniform: Pair[tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]]]
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -42,7 +43,7 @@ class LogUniform(Strict):
 
 
 class Uniform(Strict):
-    uniform: tuple[float, float]
+    uniform: Pair[tuple[float, float]]
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -85,7 +86,9 @@ class Halving(Strict):
     min_epochs: int = Field(1, ge=1, le=MAX_MIN_EPOCHS)
 
 
-Strategy = Annotated[Grid | RandomSearch | Halving, Field(discriminator="name")]
+Strategy = TypeAliasType(
+    "Strategy", Annotated[Grid | RandomSearch | Halving, Field(discriminator="name")]
+)
 
 
 class Objective(Strict):

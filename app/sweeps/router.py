@@ -10,6 +10,7 @@ from app.deps import (
     SessionDep,
     WsServicesDep,
 )
+from app.openapi import errors
 from app.spec.sweeps import SweepSpec
 from app.streams import open_stream, serve
 from app.sweeps import service
@@ -19,7 +20,9 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 advise_router = APIRouter(prefix="/v1/advise", tags=["sweeps"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=SweepOut, responses=errors(404, 410)
+)
 def create_sweep(
     spec: SweepSpec, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> SweepOut:
@@ -36,7 +39,9 @@ def create_sweep(
     return service.describe(session=session, sweep=sweep)
 
 
-@advise_router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+@advise_router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=SweepOut, responses=errors(404, 410)
+)
 def advise(
     request: AdviseRequest, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> SweepOut:
@@ -69,14 +74,19 @@ def list_sweeps(
     )
 
 
-@router.get("/{sweep_id}", response_model=SweepOut)
+@router.get("/{sweep_id}", response_model=SweepOut, responses=errors(404))
 def get_sweep(sweep_id: str, caller: CallerDep, session: SessionDep) -> SweepOut:
     """A sweep: its trials, leaderboard, best configuration and what mattered."""
     sweep = service.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
     return service.describe(session=session, sweep=sweep)
 
 
-@router.post("/{sweep_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SweepOut)
+@router.post(
+    "/{sweep_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SweepOut,
+    responses=errors(404, 409),
+)
 def cancel_sweep(
     sweep_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> SweepOut:

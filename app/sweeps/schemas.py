@@ -1,12 +1,21 @@
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from typing_extensions import TypeAliasType
 
+from app.jobs.schemas import JobStatus
+from app.openapi import declared_as
 from app.spec import JobSpec
 from app.spec.base import Strict
 from app.spec.schemas import NAME_PATTERN, Target
 from app.spec.sweeps import Budget
+
+SweepStatus = TypeAliasType("SweepStatus", Literal["running", "succeeded", "failed", "cancelled"])
+TrialState = TypeAliasType(
+    "TrialState",
+    Literal["pending", "running", "waiting", "promoted", "done", "stopped", "failed", "cancelled"],
+)
 
 # The advisor's default budget: twelve sampled trials and the base.
 ADVISE_BUDGET = Budget(max_trials=13, max_parallel=2)
@@ -22,14 +31,12 @@ class AdviseRequest(Strict):
 class TrialOut(BaseModel):
     position: int
     config: dict[str, Any] = Field(description="The fields this trial changes, by dotted path.")
-    state: str = Field(
-        description="pending, running, waiting, promoted, done, stopped, failed or cancelled."
-    )
+    state: TrialState
     reason: str | None
     rung: int
     job_id: str | None = Field(description="The trial's current (latest) job.")
     jobs: list[str] = Field(description="Its jobs, one per rung it reached.")
-    job_status: str | None
+    job_status: JobStatus | None
     epochs: int | None = Field(description="Epochs trained so far, across rungs.")
     time_to_target_s: float | None = Field(
         description="First training step to the target, across rungs (training wall time)."
@@ -54,7 +61,7 @@ class PathEffect(BaseModel):
 class Best(BaseModel):
     trial: int
     config: dict[str, Any]
-    spec: dict[str, Any] = Field(
+    spec: Annotated[dict[str, Any], declared_as("JobSpec")] = Field(
         description="The complete job spec as the winner last ran (its rung's epochs), "
         "ready to POST /v1/jobs."
     )
@@ -68,13 +75,13 @@ class Best(BaseModel):
 class SweepOut(BaseModel):
     id: str
     name: str
-    status: str = Field(description="running, succeeded, failed or cancelled.")
+    status: SweepStatus
     reason: str | None
     created_at: datetime
     finished_at: datetime | None
-    strategy: dict[str, Any]
-    objective: dict[str, Any]
-    budget: dict[str, Any]
+    strategy: Annotated[dict[str, Any], declared_as("Strategy")]
+    objective: Annotated[dict[str, Any], declared_as("Objective")]
+    budget: Annotated[dict[str, Any], declared_as("Budget")]
     rungs: list[int] = Field(description="Epochs each rung trains to.")
     trials: list[TrialOut]
     leaderboard: list[int] = Field(description="Trial positions, best first (measured ones).")

@@ -232,3 +232,23 @@ def test_read_npz_stops_a_zip_bomb_without_inflating_it() -> None:
         tracemalloc.stop()
 
     assert peak < 2_000_000
+
+
+@pytest.mark.parametrize("extra", [b"\x00", b"trailing garbage" * 100])
+def test_read_npz_refuses_trailing_bytes_after_the_archive_like_idx(extra: bytes) -> None:
+    assert "trailing bytes" in invalid(npz(x=X, y=Y) + extra).message
+
+
+def test_read_npz_accepts_an_archive_comment() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("x.npy", npy(X))
+        zf.writestr("y.npy", npy(Y))
+        zf.comment = b"written by hand"
+    x, y = read(buffer.getvalue())
+    assert x.tolist() == X.tolist() and y.tolist() == Y.tolist()
+
+
+def test_read_npz_refuses_trailing_bytes_inside_a_member() -> None:
+    error = invalid(archive({"x.npy": npy(X) + b"\x00" * 8, "y.npy": npy(Y)}))
+    assert "'x.npy' has trailing bytes" in error.message
