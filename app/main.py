@@ -147,6 +147,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        if isinstance(error.__cause__, RecursionError):
+            # JSON nested past the parser's stack (FastAPI's 400): as invalid as any spec.
+            message = "the JSON body nests too deep to parse"
+            details = [ErrorDetail("body", message)]
+            return JSONResponse(error_body("validation_error", message, details), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(error.detail)),

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.spec.base import Strict
-from app.spec.layers import MAX_WIDTH, Layer
+from app.spec.layers import MAX_RESIDUAL_DEPTH, MAX_WIDTH, Layer, too_deep
 
 MAX_LAYERS = 256
 # Free text and ids: no control characters (Postgres cannot even store NUL in text).
@@ -74,6 +74,18 @@ class ModelSpec(Strict):
         le=16,
         description="Preset depth (mlp: hidden layers; cnn: stages; resnet: blocks per stage).",
     )
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _nesting_within_limit(cls, layers: object) -> object:
+        # Before validation: pydantic itself recurses once per level of the raw JSON.
+        deepest = too_deep(layers, "model.layers")
+        if deepest is not None:
+            raise ValueError(
+                f"residual blocks nest at most {MAX_RESIDUAL_DEPTH} deep; the one at "
+                f"{deepest} is nested {MAX_RESIDUAL_DEPTH + 1} deep"
+            )
+        return layers
 
     @model_validator(mode="after")
     def _layers_or_preset(self) -> Self:
