@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         4 * 1024**3, gt=0, description="Bytes of a dataset's arrays, uploaded or synthetic."
     )
+    worker_memory_bytes: int = Field(
+        16 * 1024**3,
+        gt=0,
+        description="Memory a job may need on a worker (host memory on CPU workers, device "
+        "memory on GPU ones): a net whose estimate (activations x batch + parameter state, "
+        "see POST /v1/models/summary) is larger is refused at submit.",
+    )
     max_runtime_s: float = Field(
         24 * 3600.0, gt=0, description="A running job is stopped with reason timeout after this."
     )

@@ -26,7 +26,7 @@ from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
 from app.ids import new_id
-from app.jobs import repository
+from app.jobs import feasibility, repository
 from app.orm import Checkpoint, Event, Job
 from app.orm.base import utcnow
 from app.spec import JobSpec, NetSummary, SyntheticData, compat, presets, summarize
@@ -146,6 +146,7 @@ def plan(session: Session, spec: JobSpec, *, tenant: str, limits: Settings) -> P
         raise SpecInvalid.at(
             "model", f"has {net.params} parameters; a job may train at most {limits.max_params}"
         )
+    feasibility.check(session, spec, net, tenant=tenant, limits=limits)
     warm_start = _plan_warm_start(session, spec, net, tenant) if spec.init is not None else None
     return Plan(spec.model_copy(update={"model": model}), data, net, warm_start)
 

@@ -124,7 +124,8 @@ class SyntheticData(Strict):
         return self
 
 
-Lr = Annotated[float, Field(gt=0.0, le=100.0)]
+MAX_LR = 100.0
+Lr = Annotated[float, Field(gt=0.0, le=MAX_LR)]
 WeightDecay = Annotated[float, Field(ge=0.0, le=10.0)]
 Eps = Annotated[float, Field(gt=0.0, le=1.0)]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -192,7 +193,7 @@ class CosineSchedule(Strict):
     """Cosine decay from the optimizer's lr to `min_lr` over the whole run, per step."""
 
     name: Literal["cosine"]
-    min_lr: float = Field(0.0, ge=0.0)
+    min_lr: float = Field(0.0, ge=0.0, le=MAX_LR, description="At most the optimizer's lr.")
 
 
 class OneCycleSchedule(Strict):
@@ -210,7 +211,7 @@ class PlateauSchedule(Strict):
     metric: Metric = "val_loss"
     factor: float = Field(0.1, gt=0.0, lt=1.0)
     patience: int = Field(2, ge=0, le=MAX_EPOCHS)
-    min_lr: float = Field(0.0, ge=0.0)
+    min_lr: float = Field(0.0, ge=0.0, le=MAX_LR, description="At most the optimizer's lr.")
 
 
 Schedule = Annotated[
