@@ -27,6 +27,7 @@ from app.deps import Services
 from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
+from app.janitor import Janitor
 from app.jobs.router import router as jobs_router
 from app.keys import service as keys
 from app.keys.router import router as keys_router
@@ -237,7 +238,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        janitor = Janitor(
+            services.sessions,
+            settings.artifacts_dir,
+            grace_s=settings.janitor_grace_s,
+            every_s=settings.janitor_every_s,
+        )
+        janitor.start()
         yield
+        janitor.stop()
         services.engine.dispose()
 
     app = FastAPI(
