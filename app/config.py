@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         4 * 1024**3, gt=0, description="Bytes of a dataset's arrays, uploaded or synthetic."
     )
+    tenant_storage_bytes: int = Field(
+        32 * 1024**3,
+        gt=0,
+        description="Bytes of datasets and checkpoints one tenant may store; an upload past "
+        "it is refused with 413 storage_quota_exceeded.",
+    )
     worker_memory_bytes: int = Field(
         16 * 1024**3,
         gt=0,
