@@ -85,6 +85,28 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         4 * 1024**3, gt=0, description="Bytes of a dataset's arrays, uploaded or synthetic."
     )
+    tenant_storage_bytes: int = Field(
+        32 * 1024**3,
+        gt=0,
+        description="Bytes of datasets and checkpoints one tenant may store; an upload past "
+        "it is refused with 413 storage_quota_exceeded.",
+    )
+    worker_memory_bytes: int = Field(
+        16 * 1024**3,
+        gt=0,
+        description="Memory a job may need on a worker (host memory on CPU workers, device "
+        "memory on GPU ones): a net whose estimate (activations x batch + parameter state, "
+        "see POST /v1/models/summary) is larger is refused at submit.",
+    )
+    janitor_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Staging folders and artifact folders no row points to are removed once "
+        "nothing in them has changed for this long (younger ones may still be in flight).",
+    )
+    janitor_every_s: float = Field(
+        900.0, gt=0, description="The API sweeps for such leftovers at start and this often."
+    )
     max_runtime_s: float = Field(
         24 * 3600.0, gt=0, description="A running job is stopped with reason timeout after this."
     )

@@ -30,6 +30,7 @@ from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
 from app.events.schemas import Event
+from app.janitor import Janitor
 from app.jobs.router import router as jobs_router
 from app.keys import service as keys
 from app.keys.router import router as keys_router
@@ -141,6 +142,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if isinstance(error.__cause__, RecursionError):
+            # JSON nested past the parser's stack (FastAPI's 400): as invalid as any spec.
+            message = "the JSON body nests too deep to parse"
+            details = [ErrorDetail("body", message)]
+            return JSONResponse(error_body("validation_error", message, details), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         headers = dict(error.headers or {})
         if error.status_code == 405:
@@ -229,7 +235,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        janitor = Janitor(
+            services.sessions,
+            settings.artifacts_dir,
+            grace_s=settings.janitor_grace_s,
+            every_s=settings.janitor_every_s,
+        )
+        janitor.start()
         yield
+        janitor.stop()
         services.engine.dispose()
 
     app = FastAPI(

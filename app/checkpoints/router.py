@@ -33,6 +33,7 @@ def upload_checkpoint(
         size=file.size,
         name=name,
         max_bytes=services.settings.max_upload_bytes,
+        quota_bytes=services.settings.tenant_storage_bytes,
     )
     return service.describe(checkpoint)
 

@@ -9,6 +9,7 @@ from typing import Any, BinaryIO, Final
 
 from sqlalchemy.orm import Session
 
+from app import quotas
 from app.checkpoints import repository
 from app.checkpoints.safetensors_header import read_header
 from app.checkpoints.schemas import CheckpointOut, TensorOut
@@ -130,15 +131,19 @@ def upload(
     size: int | None,
     name: str,
     max_bytes: int,
+    quota_bytes: int,
 ) -> Checkpoint:
     """Store an uploaded safetensors file once its header checks out, and record it."""
     if size is not None and size > max_bytes:
         raise UploadTooLarge(f"file is {size} bytes; the limit is {max_bytes}")
+    if size is not None:
+        quotas.admit(session, tenant=tenant, adding=size, quota=quota_bytes)
     staged = storage.stage_upload(
         stream, parent=UPLOADS_DIR, filename=WEIGHTS_FILE, max_bytes=max_bytes
     )
     try:
         tensors = _tensors_of(staged)
+        quotas.admit(session, tenant=tenant, adding=staged.bytes, quota=quota_bytes)
     except BaseException:
         storage.discard(staged)
         raise

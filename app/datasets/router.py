@@ -57,6 +57,7 @@ def upload_dataset(
         ),
         max_bytes=services.settings.max_upload_bytes,
         max_dataset_bytes=services.settings.max_dataset_bytes,
+        quota_bytes=services.settings.tenant_storage_bytes,
     )
     return DatasetOut.model_validate(dataset)
 

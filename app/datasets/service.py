@@ -7,9 +7,10 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
+from app import quotas
 from app.datasets import repository
 from app.datasets.csv import read_csv
-from app.datasets.idx import read_idx_dataset
+from app.datasets.idx_stream import store_idx
 from app.datasets.npz import read_npz
 from app.datasets.schemas import DatasetUpload, Format, UploadedFile
 from app.datasets.validation import CheckedArrays, Origin, check_arrays
@@ -24,7 +25,6 @@ FILE_FIELDS: Final[dict[Format, tuple[str, ...]]] = {
     "npz": ("file",),
     "csv": ("file",),
 }
-IDX_ORIGIN: Final = Origin(x_field="images", y_field="labels", x_name="images", y_name="labels")
 NPZ_ORIGIN: Final = Origin(x_field="file", y_field="file")
 
 
@@ -85,13 +85,10 @@ def _files(upload: DatasetUpload, max_bytes: int) -> list[UploadedFile]:
 
 
 def _read(upload: DatasetUpload, *, max_bytes: int) -> CheckedArrays:
-    """Parse an upload in its format and check it for its task; writes nothing."""
+    """Parse an npz or csv upload and check it for its task; writes nothing. (IDX streams:
+    see _upload_idx.)"""
     files = _files(upload, max_bytes)
-    if upload.format == "idx":
-        images, labels = files
-        x, y = read_idx_dataset(images.stream, labels.stream, max_bytes=max_bytes)
-        origin = IDX_ORIGIN
-    elif upload.format == "npz":
+    if upload.format == "npz":
         x, y = read_npz(files[0].stream, max_bytes=max_bytes)
         origin = NPZ_ORIGIN
     else:
@@ -102,6 +99,77 @@ def _read(upload: DatasetUpload, *, max_bytes: int) -> CheckedArrays:
     return check_arrays(x, y, task=upload.task, origin=origin)
 
 
+def _admit(
+    session: Session, *, tenant: str, size: int, max_dataset_bytes: int, quota_bytes: int
+) -> None:
+    if size > max_dataset_bytes:
+        # Compressed files can hold far more than they weigh: the arrays are what jobs load.
+        raise UploadTooLarge(f"the arrays hold {size} bytes; the limit is {max_dataset_bytes}")
+    quotas.admit(session, tenant=tenant, adding=size, quota=quota_bytes)
+
+
+def _upload_idx(
+    *,
+    session: Session,
+    storage: Storage,
+    tenant: str,
+    upload: DatasetUpload,
+    max_bytes: int,
+    max_dataset_bytes: int,
+    quota_bytes: int,
+) -> Dataset:
+    """An IDX pair, streamed to disk in chunks (memory bounded whatever it inflates to)."""
+    images, labels = _files(upload, max_bytes)
+    dataset_id = new_id("ds")
+    path = f"datasets/{dataset_id}"
+
+    def admit(size: int) -> None:
+        _admit(
+            session,
+            tenant=tenant,
+            size=size,
+            max_dataset_bytes=max_dataset_bytes,
+            quota_bytes=quota_bytes,
+        )
+
+    with storage.writing(path) as staging:
+        stored = store_idx(
+            images.stream,
+            labels.stream,
+            task=upload.task,
+            max_bytes=max_bytes,
+            admit=admit,
+            directory=staging,
+        )
+    dataset = Dataset(
+        id=dataset_id,
+        tenant=tenant,
+        name=upload.name,
+        format=upload.format,
+        samples=stored.samples,
+        input_shape=stored.input_shape,
+        task=stored.task,
+        classes=stored.classes,
+        targets=stored.targets,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
+        path=path,
+    )
+    _record(session, storage, dataset)
+    return dataset
+
+
+def _record(session: Session, storage: Storage, dataset: Dataset) -> None:
+    try:
+        session.add(dataset)
+        session.commit()
+    except BaseException:
+        # Nothing stays behind from a failed upload: no row, no files.
+        session.rollback()
+        storage.delete(dataset.path)
+        raise
+
+
 def upload(
     *,
     session: Session,
@@ -110,13 +178,28 @@ def upload(
     upload: DatasetUpload,
     max_bytes: int,
     max_dataset_bytes: int,
+    quota_bytes: int,
 ) -> Dataset:
     """Parse and check an upload in any format, store its arrays, and record it."""
+    if upload.format == "idx":
+        return _upload_idx(
+            session=session,
+            storage=storage,
+            tenant=tenant,
+            upload=upload,
+            max_bytes=max_bytes,
+            max_dataset_bytes=max_dataset_bytes,
+            quota_bytes=quota_bytes,
+        )
     arrays = _read(upload, max_bytes=max_bytes)
     size = arrays.x.nbytes + arrays.y.nbytes
-    if size > max_dataset_bytes:
-        # Compressed files can hold far more than they weigh: the arrays are what jobs load.
-        raise UploadTooLarge(f"the arrays hold {size} bytes; the limit is {max_dataset_bytes}")
+    _admit(
+        session,
+        tenant=tenant,
+        size=size,
+        max_dataset_bytes=max_dataset_bytes,
+        quota_bytes=quota_bytes,
+    )
     dataset = Dataset(
         id=new_id("ds"),
         tenant=tenant,
@@ -132,14 +215,7 @@ def upload(
     )
     dataset.path = f"datasets/{dataset.id}"
     storage.write_arrays(dataset.path, {"x": arrays.x, "y": arrays.y})
-    try:
-        session.add(dataset)
-        session.commit()
-    except BaseException:
-        # Nothing stays behind from a failed upload: no row, no files.
-        session.rollback()
-        storage.delete(dataset.path)
-        raise
+    _record(session, storage, dataset)
     return dataset
 
 

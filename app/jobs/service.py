@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,12 +26,13 @@ from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
 from app.ids import new_id
-from app.jobs import repository
+from app.jobs import feasibility, repository
 from app.orm import Checkpoint, Event, Job
 from app.orm.base import utcnow
 from app.spec import JobSpec, NetSummary, SyntheticData, compat, presets, summarize
 from app.spec.schemas import (
     CLASSIFICATION_ONLY,
+    MAX_EPOCHS,
     REGRESSION_ONLY,
     CheckpointPolicy,
     PlateauSchedule,
@@ -144,6 +146,7 @@ def plan(session: Session, spec: JobSpec, *, tenant: str, limits: Settings) -> P
         raise SpecInvalid.at(
             "model", f"has {net.params} parameters; a job may train at most {limits.max_params}"
         )
+    feasibility.check(session, spec, net, tenant=tenant, limits=limits)
     warm_start = _plan_warm_start(session, spec, net, tenant) if spec.init is not None else None
     return Plan(spec.model_copy(update={"model": model}), data, net, warm_start)
 
@@ -559,6 +562,12 @@ def continuation(session: Session, job: Job, epochs: int) -> JobSpec:
     newest = checkpoints.newest_of_job(session, job.id)
     if newest is None or newest.epoch is None:
         raise InvalidTransition(f"job {job.id} saved no checkpoint to resume from")
+    if newest.epoch + epochs > MAX_EPOCHS:
+        raise SpecInvalid.at(
+            "epochs",
+            f"the checkpoint is at epoch {newest.epoch}; {epochs} more would pass the cap of "
+            f"{MAX_EPOCHS} epochs per job (at most {max(MAX_EPOCHS - newest.epoch, 0)} more)",
+        )
     spec = dict(job.spec)
     spec["training"] = {**spec["training"], "epochs": newest.epoch + epochs}
     spec["init"] = {
@@ -568,7 +577,11 @@ def continuation(session: Session, job: Job, epochs: int) -> JobSpec:
         "resume": True,
     }
     spec["tags"] = list(dict.fromkeys([*spec.get("tags", []), f"resumes:{job.id}"]))[:32]
-    return JobSpec.model_validate(spec)
+    try:
+        return JobSpec.model_validate(spec)
+    except ValidationError as error:
+        # The stored spec validated once; what changed here is the epochs and the init.
+        raise SpecInvalid.at("epochs", f"the continued job's spec is invalid: {error}") from None
 
 
 def finish(

@@ -3,6 +3,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.spec.schemas import NAME_PATTERN
+
 # Tenant names go into ids, logs and URLs: short, lower case, no surprises.
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -20,7 +22,13 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     tenant: str = Field(pattern=TENANT_PATTERN, description="Who the key acts as.")
-    name: str = Field("key", min_length=1, max_length=200, description="What the key is for.")
+    name: str = Field(
+        "key",
+        min_length=1,
+        max_length=200,
+        pattern=NAME_PATTERN,
+        description="What the key is for (no control characters).",
+    )
 
 
 class KeyOut(BaseModel):

@@ -5,7 +5,7 @@ from app.errors import SpecInvalid
 from app.jobs.service import data_shape
 from app.models.schemas import LayerOut, SummaryOut, SummaryRequest
 from app.openapi import errors
-from app.spec import presets, summarize
+from app.spec import memory, presets, summarize
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -42,4 +42,9 @@ def summarize_model(request: SummaryRequest, caller: CallerDep, session: Session
         params=net.params,
         flops_per_sample=net.flops,
         model=model.model_dump(mode="json", exclude_none=True),
+        activation_bytes_per_sample=memory.activation_bytes_per_sample(net),
+        parameter_bytes=memory.parameter_bytes(net),
+        training_bytes=(
+            memory.training_bytes(net, request.batch_size) if request.batch_size else None
+        ),
     )

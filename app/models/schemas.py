@@ -3,8 +3,9 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.openapi import declared_as
+from app.spec import memory
 from app.spec.base import Strict
-from app.spec.schemas import ID_PATTERN, ModelSpec, documented
+from app.spec.schemas import ID_PATTERN, MAX_BATCH_SIZE, ModelSpec, documented
 
 
 class SummaryRequest(Strict):
@@ -40,6 +41,12 @@ class SummaryRequest(Strict):
     classes: int | None = Field(
         None, ge=1, le=100_000, description="Classes, or regression targets: the outputs."
     )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BATCH_SIZE,
+        description="Samples per step: with it, the answer estimates training_bytes.",
+    )
 
     @model_validator(mode="after")
     def _one_source_of_shapes(self) -> Self:
@@ -66,4 +73,16 @@ class SummaryOut(BaseModel):
     flops_per_sample: int
     model: Annotated[dict[str, Any], declared_as("ModelSpec")] = Field(
         description="The model as it would train: presets expanded."
+    )
+    activation_bytes_per_sample: int = Field(
+        description="Estimated training memory per sample: the input and every output, kept "
+        f"for the backward pass, x{memory.ACTIVATION_FACTOR} for their gradients (fp32)."
+    )
+    parameter_bytes: int = Field(
+        description="Estimated memory of weights, gradients and optimizer state (fp32)."
+    )
+    training_bytes: int | None = Field(
+        None,
+        description="activation_bytes_per_sample x batch_size + parameter_bytes, when the "
+        "request gives a batch_size; a job needing more than a worker has is refused.",
     )

@@ -110,6 +110,12 @@ def plan_warm_start(
             "init.checkpoint", f"no tensor of checkpoint {checkpoint_id} fits the net"
         )
     frozen_names = frozen(net.param_names, init.freeze)
+    if frozen_names and len(frozen_names) == len(net.param_names):
+        # torch's optimizers refuse an empty parameter list: the job could not take a step.
+        raise SpecInvalid.at(
+            "init.freeze",
+            f"freezes all {len(frozen_names)} parameters of the net: nothing is left to train",
+        )
     random = [n for n in frozen_names if n not in loaded]
     if random:
         raise SpecInvalid.at(

@@ -15,6 +15,12 @@ from app.spec.base import Pair, Strict
 MAX_WIDTH = 65_536
 MAX_KERNEL = 64
 MAX_NESTED_LAYERS = 64
+# Residual blocks inside residual blocks, counted from the top level (1). Everything that
+# walks a net recurses once or twice per level: pydantic's validation (a 422 past about
+# 255), its JSON serialization of a stored spec (a 500 past about 127: every job route
+# answers the spec), and the trainer's torch modules (RecursionError past about 120 in
+# named_parameters and state_dict). Real nets nest two or three; this sits well below all.
+MAX_RESIDUAL_DEPTH = 32
 
 # Named aliases become named components of the OpenAPI document (`Activation`, `Layer`).
 Activation = TypeAliasType(
@@ -157,6 +163,23 @@ LAYER_TYPES = (
     "layernorm",
     "residual",
 )
+
+
+def too_deep(layers: object, path: str) -> str | None:
+    """The path of the first residual block nested deeper than MAX_RESIDUAL_DEPTH in raw,
+    unvalidated `layers`, or None. Iterative, so no nesting can exhaust the stack here."""
+    stack: list[tuple[object, str, int]] = [(layers, path, 0)]
+    while stack:
+        items, where, depth = stack.pop()
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            if not (isinstance(item, dict) and item.get("type") == "residual"):
+                continue
+            if depth + 1 > MAX_RESIDUAL_DEPTH:
+                return f"{where}[{index}]"
+            stack.append((item.get("layers"), f"{where}[{index}].layers", depth + 1))
+    return None
 
 
 def pair(value: int | tuple[int, int]) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_v
 from typing_extensions import TypeAliasType
 
 from app.spec.base import Pair, Strict
-from app.spec.layers import MAX_WIDTH, Layer
+from app.spec.layers import MAX_RESIDUAL_DEPTH, MAX_WIDTH, Layer, too_deep
 
 MAX_LAYERS = 256
 # Free text and ids: no control characters (Postgres cannot even store NUL in text).
@@ -86,6 +86,18 @@ class ModelSpec(Strict):
         description="Preset depth (mlp: hidden layers; cnn: stages; resnet: blocks per stage).",
     )
 
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _nesting_within_limit(cls, layers: object) -> object:
+        # Before validation: pydantic itself recurses once per level of the raw JSON.
+        deepest = too_deep(layers, "model.layers")
+        if deepest is not None:
+            raise ValueError(
+                f"residual blocks nest at most {MAX_RESIDUAL_DEPTH} deep; the one at "
+                f"{deepest} is nested {MAX_RESIDUAL_DEPTH + 1} deep"
+            )
+        return layers
+
     @model_validator(mode="after")
     def _layers_or_preset(self) -> Self:
         if self.layers is None and self.preset is None:
@@ -123,7 +135,8 @@ class SyntheticData(Strict):
         return self
 
 
-Lr = Annotated[float, Field(gt=0.0, le=100.0)]
+MAX_LR = 100.0
+Lr = Annotated[float, Field(gt=0.0, le=MAX_LR)]
 WeightDecay = Annotated[float, Field(ge=0.0, le=10.0)]
 Eps = Annotated[float, Field(gt=0.0, le=1.0)]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -193,7 +206,7 @@ class CosineSchedule(Strict):
     """Cosine decay from the optimizer's lr to `min_lr` over the whole run, per step."""
 
     name: Literal["cosine"]
-    min_lr: float = Field(0.0, ge=0.0)
+    min_lr: float = Field(0.0, ge=0.0, le=MAX_LR, description="At most the optimizer's lr.")
 
 
 class OneCycleSchedule(Strict):
@@ -211,7 +224,7 @@ class PlateauSchedule(Strict):
     metric: Metric = "val_loss"
     factor: float = Field(0.1, gt=0.0, lt=1.0)
     patience: int = Field(2, ge=0, le=MAX_EPOCHS)
-    min_lr: float = Field(0.0, ge=0.0)
+    min_lr: float = Field(0.0, ge=0.0, le=MAX_LR, description="At most the optimizer's lr.")
 
 
 Schedule = TypeAliasType(

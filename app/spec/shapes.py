@@ -47,6 +47,8 @@ class LayerSummary:
     param_shapes: Tensors = ()
     # Running statistics: in the state dict and in checkpoints, but not trained.
     buffer_shapes: Tensors = ()
+    # Values of the outputs inside the layer (a residual block's body and projection).
+    inner_values: int = 0
 
     @property
     def params(self) -> int:
@@ -55,6 +57,11 @@ class LayerSummary:
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.param_shapes)
+
+    @property
+    def output_values(self) -> int:
+        """Values of every output the layer computes per sample, its own and its body's."""
+        return math.prod(self.output_shape) + self.inner_values
 
 
 @dataclass(frozen=True)
@@ -230,7 +237,8 @@ def _residual(layer: ResidualLayer, shape: Shape, name: str, path: str) -> Layer
     flops = sum(p.flops for p in parts) + elements + _activation_flops(layer.activation, elements)
     params = tuple(t for p in parts for t in p.param_shapes)
     buffers = tuple(t for p in parts for t in p.buffer_shapes)
-    return LayerSummary(name, "residual", out, flops, params, buffers)
+    inner = sum(p.output_values for p in parts)
+    return LayerSummary(name, "residual", out, flops, params, buffers, inner)
 
 
 def _layer(layer: Layer, shape: Shape, name: str, path: str) -> LayerSummary:

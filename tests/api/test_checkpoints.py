@@ -410,6 +410,7 @@ def test_upload_refuses_a_stream_of_unknown_size_as_soon_as_it_passes_the_limit(
             size=None,
             name="weights",
             max_bytes=SMALL_LIMIT,
+            quota_bytes=settings.tenant_storage_bytes,
         )
 
     assert stream.tell() == SMALL_LIMIT + 1

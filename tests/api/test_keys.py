@@ -63,6 +63,17 @@ def test_a_tenant_name_outside_the_pattern_is_a_422(client: TestClient, tenant: 
     assert client.get("/v1/keys").json()["items"] == []
 
 
+@pytest.mark.parametrize("name", ["lap\x00top", "tab\there", "line\nbreak", "\x7f"])
+def test_a_key_name_with_a_control_character_is_a_422_and_stores_nothing(
+    client: TestClient, name: str
+) -> None:
+    # Postgres cannot store NUL in text: before the pattern this was a 500 there.
+    error = error_of(client.post("/v1/keys", json={"tenant": "alpha", "name": name}), 422)
+
+    assert error["details"][0]["field"] == "name"
+    assert client.get("/v1/keys").json()["items"] == []
+
+
 def test_a_revoked_key_is_refused_from_the_next_request(client: TestClient) -> None:
     made = new_key(client, "alpha")
     assert client.get("/v1/jobs", headers=bearer(made["key"])).status_code == 200

@@ -143,6 +143,14 @@ def test_resume_continues_a_finished_job_for_more_epochs(
     assert second["result"]["steps"] == 2 * first["result"]["steps"]
     assert second["result"]["epochs"] == 4
     assert client.post(f"/v1/jobs/{second['id']}/resume", json={"epochs": 0}).status_code == 422
+    # 4 trained + 10000 more passes the cap: the checkpoint's epoch is only known here, so
+    # the request's own bound cannot catch it (this was a 500 from a ValidationError).
+    jobs_before = len(client.get("/v1/jobs").json()["items"])
+    over = client.post(f"/v1/jobs/{second['id']}/resume", json={"epochs": 10_000})
+    assert over.status_code == 422, over.text
+    assert [d["field"] for d in over.json()["error"]["details"]] == ["epochs"]
+    assert "at most 9996 more" in over.json()["error"]["message"]
+    assert len(client.get("/v1/jobs").json()["items"]) == jobs_before
     newest = client.get(f"/v1/jobs/{second['id']}/checkpoints").json()["items"][-1]["id"]
     refrozen = mlp_job(6, init={"checkpoint": newest, "resume": True, "freeze": ["0."]})
     fields = [d["field"] for d in client.post("/v1/jobs", json=refrozen).json()["error"]["details"]]

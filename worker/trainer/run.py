@@ -44,13 +44,17 @@ from worker.trainer.loop import (
 
 # Words of torch's messages for tensors that do not fit together.
 SHAPE_WORDS = ("shape", "size mismatch", "must match the size", "dimension")
+# A failed host allocation is a plain RuntimeError, not torch.OutOfMemoryError (CUDA only).
+CPU_ALLOCATION_WORDS = ("DefaultCPUAllocator: can't allocate memory",)
 
 
 def fault_of(error: Exception) -> str:
     """Whose fault an exception in the trainer is: one of the kinds named in entry.py."""
     if isinstance(error, Diverged):
         return DIVERGED
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+    if isinstance(error, torch.OutOfMemoryError | MemoryError) or (
+        isinstance(error, RuntimeError) and any(w in str(error) for w in CPU_ALLOCATION_WORDS)
+    ):
         return OUT_OF_MEMORY
     if isinstance(error, RuntimeError) and any(w in str(error) for w in SHAPE_WORDS):
         return SHAPE_ERROR

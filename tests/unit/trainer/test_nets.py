@@ -1,5 +1,6 @@
 """build_net against shape inference: the torch net and the summary agree layer by layer."""
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from app.spec.layers import Layer
+from app.spec.layers import MAX_RESIDUAL_DEPTH, Layer
 from app.spec.schemas import ModelSpec
 from app.spec.shapes import summarize
 from worker.trainer.nets import build_net
@@ -140,3 +141,31 @@ def test_dropout_uses_its_probability_and_is_identity_in_eval() -> None:
     assert isinstance(net[0], torch.nn.Dropout)
     assert net[0].p == 0.25
     torch.testing.assert_close(net[0].eval()(x), x)
+
+
+def _stack_depth() -> int:
+    depth, frame = 0, sys._getframe()
+    while frame.f_back is not None:
+        depth, frame = depth + 1, frame.f_back
+    return depth
+
+
+def test_a_net_nested_to_the_residual_limit_trains_with_half_the_stack_to_spare() -> None:
+    # The API refuses deeper nets; the trainer (a deeper stack: loop, compile, DDP) must
+    # build, train and save the deepest one it accepts with room to spare.
+    layer: dict[str, Any] = {"type": "linear", "out_features": 8, "activation": "relu"}
+    for _ in range(MAX_RESIDUAL_DEPTH):
+        layer = {"type": "residual", "layers": [layer]}
+    spec = ModelSpec.model_validate({"layers": [layer, {"type": "linear", "out_features": 3}]})
+    assert spec.layers is not None
+    net = build_net(spec.layers, [8])
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + limit // 2)
+    try:
+        net(torch.randn(4, 8)).sum().backward()
+        names = list(net.state_dict())
+        trained = [name for name, _ in net.named_parameters()]
+    finally:
+        sys.setrecursionlimit(limit)
+    assert trained == list(summarize(spec.layers, [8], 3).param_names)
+    assert len(names) == len(trained)

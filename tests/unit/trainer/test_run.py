@@ -33,3 +33,11 @@ def test_a_real_shape_mismatch_in_torch_is_a_shape_error() -> None:
     with pytest.raises(RuntimeError) as raised:
         torch.nn.Linear(3, 2)(torch.zeros(4, 5))
     assert fault_of(raised.value) == entry.SHAPE_ERROR
+
+
+def test_a_real_failed_cpu_allocation_in_torch_is_out_of_memory() -> None:
+    # A petabyte: the allocator refuses at once, without touching the machine's memory.
+    with pytest.raises(RuntimeError) as raised:
+        torch.empty(1 << 50, dtype=torch.uint8)
+    assert "DefaultCPUAllocator" in str(raised.value)
+    assert fault_of(raised.value) == entry.OUT_OF_MEMORY
