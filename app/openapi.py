@@ -45,6 +45,7 @@ ErrorCode = TypeAliasType(
         "checkpoint_file_missing",
         "body_too_large",
         "upload_too_large",
+        "storage_quota_exceeded",
         "rate_limited",
         "too_many_jobs",
         "unavailable",
