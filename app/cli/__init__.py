@@ -8,11 +8,11 @@ import json
 import sys
 import traceback
 
-from app.cli import account, jobs, resources, server
+from app.cli import account, fetch, jobs, resources, server
 from app.cli.app import DEBUG, cli
 from app.cli.errors import CliError
 
-__all__ = ["account", "cli", "jobs", "main", "resources", "server"]
+__all__ = ["account", "cli", "fetch", "jobs", "main", "resources", "server"]
 
 
 def main() -> None:
