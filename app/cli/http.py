@@ -148,3 +148,16 @@ class ApiClient:
             if page["next_cursor"] is None:
                 return
             after = page["next_cursor"]
+
+    def dataset_id(self, name_or_id: str) -> str:
+        """A dataset id as given, or the newest of this tenant's datasets with that name."""
+        if name_or_id.startswith("ds_") or name_or_id == "synthetic":
+            return name_or_id
+        cursor = None
+        while True:
+            page = self.get("/v1/datasets", cursor=cursor, limit=200)
+            for dataset in page["items"]:
+                if dataset["name"] == name_or_id:
+                    return str(dataset["id"])
+            if (cursor := page["next_cursor"]) is None:
+                raise CliError(f"no dataset named {name_or_id!r}: `taas datasets list` shows yours")

@@ -39,17 +39,19 @@ def submit(
     follow_: Annotated[
         bool, typer.Option("--follow", help="Stream the job until it ends.")
     ] = False,
-    dataset: Annotated[str | None, typer.Option(help="Use this dataset id instead.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Use this dataset (an id, or the name of one of yours).")
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
     """Submit a training job; prints its id (and, with --follow, streams it)."""
     body = read_json(spec)
-    if dataset is not None:
-        if not isinstance(body, dict):
-            raise CliError(f"{spec}: a job spec is a JSON object")
-        body["dataset"] = dataset
+    if dataset is not None and not isinstance(body, dict):
+        raise CliError(f"{spec}: a job spec is a JSON object")
     with connect(url, token) as client:
+        if dataset is not None:
+            body["dataset"] = client.dataset_id(dataset)
         job = client.post("/v1/jobs", body)
         console.print(f"submitted {job['id']} ({job['params']:,} parameters)")
         if follow_:
