@@ -3,8 +3,9 @@
 The API: `--url` (or TAAS_URL), else the one `taas login` stored, else the latest local
 `taas up`'s, else :8000. The key: `--token` (or TAAS_TOKEN), then TAAS_ADMIN_TOKEN, then what
 `taas login` stored for that URL in the user's config folder (XDG), then the admin token
-of the local `taas up` that serves that URL (it records where its token file is), then
-`./.taas/admin_token`. Keys are stored per URL, so one is never sent to another server.
+of the local `taas up` that serves that URL (it records where its token file is), then,
+for a server on this machine, `./.taas/admin_token`. Keys are stored per URL, so one is
+never sent to another server.
 """
 
 import json
@@ -13,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.cli.errors import CliError
 
@@ -21,6 +23,7 @@ CONFIG_NAME = "config.json"
 # Keys are secrets: only the user may read the file (and list the folder).
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def config_path() -> Path:
@@ -113,14 +116,22 @@ def resolve(url: str | None, token: str | None) -> Target:
     host = data.get("hosts", {}).get(chosen, {})
     if host.get("token"):
         return Target(chosen, str(host["token"]), f"taas login ({config_path()})")
-    for kept in _admin_token_files(host):
+    for kept in _admin_token_files(host, local=_is_loopback(chosen)):
         if kept.is_file():
             return Target(chosen, kept.read_text().strip(), f"the admin token in {kept}")
     return Target(chosen, None, "none")
 
 
-def _admin_token_files(host: dict[str, Any]) -> list[Path]:
+def _is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in LOOPBACK
+
+
+def _admin_token_files(host: dict[str, Any], *, local: bool) -> list[Path]:
+    """The recorded token file of the server at this URL; for a server on this machine
+    also the one in this folder's data dir (never sent to another machine)."""
     from app.keys.service import admin_token_path
 
     files = [Path(host["admin_token_file"])] if host.get("admin_token_file") else []
-    return [*files, admin_token_path(Path(os.environ.get("TAAS_DATA_DIR", ".taas")))]
+    if local:
+        files.append(admin_token_path(Path(os.environ.get("TAAS_DATA_DIR", ".taas"))))
+    return files
