@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# `make run PORT=8001 HOST=0.0.0.0`; `taas up` upgrades the database itself.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: setup
-	$(BIN)/taas migrate
-	$(BIN)/taas up
+	$(BIN)/taas up --host $(HOST) --port $(PORT)
 
 test: lint
 	$(BIN)/python -m pytest --cov=app --cov=worker --cov-report=term:skip-covered

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import openapi
+from app import openapi, request_errors
 from app.broker import Dispatcher
 from app.checkpoints.router import router as checkpoints_router
 from app.config import Settings, get_settings
@@ -97,15 +97,19 @@ def validation_details(error: RequestValidationError) -> list[ErrorDetail]:
     details = []
     for problem in error.errors():
         if problem.get("type") == "json_invalid":
-            details.append(ErrorDetail("body", "the request body is not valid JSON"))
+            details.append(
+                ErrorDetail("body", request_errors.json_syntax_message(problem, error.body))
+            )
             continue
-        message = str(problem.get("msg", "invalid"))
+        message = request_errors.plain(str(problem.get("msg", "invalid")))
         unknown = problem.get("type") == "extra_forbidden"
         if unknown:
             message = "unknown field"
-        details.append(
-            ErrorDetail(field_path(problem.get("loc", ()), unknown_field=unknown), message)
-        )
+        field = field_path(problem.get("loc", ()), unknown_field=unknown)
+        if field == "body":
+            field = request_errors.field_named_in(message) or field
+        field, message = request_errors.union_tag(problem, field) or (field, message)
+        details.append(ErrorDetail(field, message))
     return details
 
 
@@ -131,10 +135,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        if (why := request_errors.not_json_content(request, list(error.errors()))) is not None:
+            body = error_body("unsupported_media_type", why, [ErrorDetail("body", why)])
+            return JSONResponse(body, status_code=415)
         details = validation_details(error)
         message = "; ".join(f"{d.field}: {d.message}" for d in details[:5]) or "invalid request"
-        return JSONResponse(error_body("validation_error", message, details), status_code=422)
+        code = request_errors.validation_code(request)
+        return JSONResponse(error_body(code, message, details), status_code=422)
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:

@@ -46,6 +46,7 @@ ErrorCode = TypeAliasType(
         "body_too_large",
         "upload_too_large",
         "storage_quota_exceeded",
+        "unsupported_media_type",
         "rate_limited",
         "too_many_jobs",
         "unavailable",
@@ -81,6 +82,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the object's state.",
     410: "The object's file is gone.",
     413: "The body is over its limit.",
+    415: "The body is not sent as JSON.",
     422: "Invalid input, with the field that is wrong.",
     429: "Over the tenant's rate or job caps; retry after Retry-After seconds.",
     503: "The database is unavailable.",
@@ -223,6 +225,8 @@ def tidy_operation(path: str, operation: dict[str, Any]) -> None:
         statuses |= {400, 401, 429, 503}
         if operation.get("requestBody"):
             statuses.add(413)
+        if "application/json" in operation.get("requestBody", {}).get("content", {}):
+            statuses.add(415)
     if takes_input:
         statuses.add(422)
     else:

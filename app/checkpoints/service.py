@@ -187,6 +187,11 @@ def list_for_job(session: Session, job_id: str) -> list[Checkpoint]:
     return repository.for_job(session, job_id)
 
 
+def checkpoint_name(kind: str, epoch: int) -> str:
+    """`epoch 7`, `final (epoch 10)`, `stop (epoch 3)`: what the listing shows."""
+    return f"epoch {epoch}" if kind == "epoch" else f"{kind} (epoch {epoch})"
+
+
 def record_saved(
     session: Session, *, job_id: str, tenant: str, saved: Mapping[str, Any]
 ) -> Checkpoint:
@@ -195,7 +200,7 @@ def record_saved(
         id=saved["id"],
         tenant=tenant,
         job_id=job_id,
-        name=f"{saved['kind']} epoch {saved['epoch']}",
+        name=checkpoint_name(saved["kind"], saved["epoch"]),
         kind=saved["kind"],
         epoch=saved["epoch"],
         step=saved["step"],

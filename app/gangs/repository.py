@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.orm import GangSlot
+from app.orm import Event, GangSlot
 
 
 def replace(session: Session, slots: list[GangSlot]) -> None:
@@ -55,3 +55,13 @@ def leader(session: Session, job_id: str, fence: int) -> GangSlot | None:
 
 def remove(session: Session, job_id: str) -> None:
     session.execute(delete(GangSlot).where(GangSlot.job_id == job_id))
+
+
+def requeued_for(session: Session, job_id: str, reason: str) -> int:
+    """How often the job went back to the queue for `reason` (a job has few status events)."""
+    statement = select(Event.data).where(Event.job_id == job_id, Event.type == "status")
+    return sum(
+        1
+        for data in session.scalars(statement)
+        if data.get("status") == "queued" and data.get("reason") == reason
+    )

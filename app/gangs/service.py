@@ -9,6 +9,7 @@ no worker waits for ever and no partial gang trains.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -16,9 +17,14 @@ from app.events import service as events
 from app.events.notify import Notifier
 from app.gangs import repository
 from app.jobs import repository as jobs_repository
-from app.jobs.service import Claim, status_event
+from app.jobs.service import Claim, end_timings, status_event
 from app.orm import GangSlot
 from app.orm.base import utcnow
+
+# A job whose gang failed to form this many times fails instead of waiting for ever: the
+# fleet no longer has its nodes (a fleet too small at submit is refused with a 422).
+GANG_TRIES = 3
+UNSCHEDULABLE = "unschedulable"
 
 
 @dataclass(frozen=True)
@@ -87,25 +93,28 @@ def still_on(*, session: Session, seat: Seat) -> bool:
 
 
 def disband(*, session: Session, notifier: Notifier, claim: Claim, reason: str) -> bool:
-    """Release every slot and put the job back in the queue; False if it was not ours."""
+    """Release every slot and put the job back in the queue, or, after `GANG_TRIES` gangs
+    that did not form (the fleet shrank below the job's nodes), fail it `unschedulable`;
+    False if it was not ours."""
     repository.remove(session, claim.job_id)
+    now = utcnow()
+    released: dict[str, Any] = {"worker": None, "lease_expires_at": None, "fence": claim.fence + 1}
+    status, why = "queued", reason
+    change: dict[str, Any] = {"dispatched_at": now}
+    if repository.requeued_for(session, claim.job_id, reason) + 1 >= GANG_TRIES:
+        job = jobs_repository.get(session, claim.job_id)
+        status, why = "failed", UNSCHEDULABLE
+        change = {"finished_at": now, "timings": end_timings(job, now) if job else {}}
     moved = jobs_repository.compare_and_set(
         session,
         claim.job_id,
         {"status": "running", "fence": claim.fence},
-        {
-            "status": "queued",
-            "reason": reason,
-            "worker": None,
-            "lease_expires_at": None,
-            "fence": claim.fence + 1,
-            "dispatched_at": utcnow(),
-        },
+        released | change | {"status": status, "reason": why},
     )
     if moved is None:
         session.rollback()
         return False
-    events.append(session, claim.job_id, [status_event("queued", reason)])
+    events.append(session, claim.job_id, [status_event(status, why)])
     session.commit()
     notifier.publish(claim.job_id)
     return True

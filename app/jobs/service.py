@@ -37,6 +37,7 @@ from app.spec.schemas import (
     CheckpointPolicy,
     PlateauSchedule,
 )
+from app.workers import service as fleet
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +239,9 @@ def submit(
         )
     planned = plan(session, spec, tenant=tenant, limits=limits)
     spec, dataset_id, net = planned.spec, planned.data.dataset_id, planned.net
+    fleet.check_fleet_fits(
+        session=session, nodes=spec.distributed.nodes, device=spec.resources.device
+    )
     now = utcnow()
     job = Job(
         id=new_id("job"),

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.deps import CallerDep, ServicesDep, SessionDep
 from app.keys import service
-from app.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage
+from app.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage, WhoAmI
 from app.openapi import errors
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -25,6 +25,12 @@ def create_key(
         name=request.name,
     )
     return KeyCreated(**KeyOut.model_validate(key).model_dump(), key=token)
+
+
+@router.get("/me", response_model=WhoAmI)
+def whoami(caller: CallerDep) -> WhoAmI:
+    """Which tenant the key of this request acts as (`taas whoami`)."""
+    return WhoAmI(tenant=caller.tenant, key_id=caller.key_id, admin=caller.is_admin)
 
 
 @router.get("", response_model=KeyPage)

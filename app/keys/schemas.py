@@ -18,6 +18,12 @@ class Caller:
     is_admin: bool
 
 
+class WhoAmI(BaseModel):
+    tenant: str = Field(description="The tenant this key acts as.")
+    key_id: str | None = Field(description="The key's id; null for the admin token.")
+    admin: bool
+
+
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 

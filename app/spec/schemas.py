@@ -255,15 +255,22 @@ class Target(Strict):
         return observed >= self.value if self.maximize else observed <= self.value
 
 
+# The defaults of a job that says nothing about training: Keras's `fit` batch, and enough
+# epochs for a small net to get near its accuracy on MNIST-sized data.
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH_SIZE = 32
+
+
 class Training(Strict):
-    epochs: int = Field(ge=1, le=MAX_EPOCHS)
+    epochs: int = Field(DEFAULT_EPOCHS, ge=1, le=MAX_EPOCHS)
     batch_size: (
         Annotated[int, documented(type="integer", minimum=1, maximum=MAX_BATCH_SIZE)]
         | Literal["full", "auto"]
     ) = Field(
+        DEFAULT_BATCH_SIZE,
         description='Samples per step; "full" for full-batch gradient descent; "auto" to '
         "measure candidate sizes on the worker with a short probe and take the smallest "
-        "within 10% of the best throughput (on CUDA, among those that fit in memory)."
+        "within 10% of the best throughput (on CUDA, among those that fit in memory).",
     )
     lr_reference_batch: int | None = Field(
         None,
@@ -424,7 +431,7 @@ class JobSpec(Strict):
     model: ModelSpec
     optimizer: Optimizer
     schedule: Schedule = ConstantSchedule(name="constant")
-    training: Training
+    training: Training = Field(default_factory=Training)
     distributed: Distributed = Distributed()
     init: Init | None = None
     checkpoint: CheckpointPolicy = CheckpointPolicy()

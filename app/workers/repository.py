@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.orm import Worker
@@ -17,3 +17,11 @@ def seen_since(session: Session, since: datetime) -> list[Worker]:
 
 def forget_before(session: Session, before: datetime) -> None:
     session.execute(delete(Worker).where(Worker.last_seen_at < before))
+
+
+def count(session: Session, device: str | None) -> int:
+    """Workers the table knows (seen within the forget window), of one device or all."""
+    statement = select(func.count()).select_from(Worker)
+    if device is not None:
+        statement = statement.where(Worker.device == device)
+    return int(session.scalar(statement) or 0)

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.errors import SpecInvalid
 from app.orm import Worker
 from app.orm.base import utcnow
 from app.workers import repository
@@ -45,3 +46,18 @@ def fleet(*, session: Session, heartbeat_s: float) -> list[tuple[Worker, bool]]:
     alive_after = now - timedelta(seconds=heartbeat_s * ALIVE_HEARTBEATS)
     workers = repository.seen_since(session, now - FORGET_AFTER)
     return [(worker, worker.last_seen_at >= alive_after) for worker in workers]
+
+
+def check_fleet_fits(*, session: Session, nodes: int, device: str) -> None:
+    """A multi-worker job needs `nodes` workers of its device at once: refuse it at submit
+    when the fleet has never had that many (it would wait for a gang for ever)."""
+    if nodes <= 1:
+        return
+    registered = repository.count(session, None if device == "auto" else device)
+    if nodes > registered:
+        kind = "" if device == "auto" else f"{device} "
+        raise SpecInvalid.at(
+            "distributed.nodes",
+            f"needs {nodes} {kind}workers at once, but the fleet has registered {registered}:"
+            " start more workers (taas worker) or lower distributed.nodes",
+        )

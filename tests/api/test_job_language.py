@@ -144,7 +144,7 @@ def test_val_dataset_must_exist_and_not_come_with_a_val_fraction(client: TestCli
             {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "activation": "swish"},
             "model.layers[0].activation",
         ),
-        ({"type": "transformer"}, "model.layers[0]"),
+        ({"type": "transformer"}, "model.layers[0].type"),
     ],
 )
 def test_layers_that_cannot_train_are_422_naming_the_field(

@@ -141,19 +141,17 @@ def _linear_without_flatten(spec: Spec) -> None:
         ),
         pytest.param(
             _out_features_a_string,
-            "validation_error",
+            "invalid_spec",
             "model.layers[3].out_features",
             id="out-features-a-string",
         ),
         pytest.param(
             _misspelt_optimizer_field,
-            "validation_error",
+            "invalid_spec",
             "optimizer.momentun",
             id="misspelt-optimizer-field",
         ),
-        pytest.param(
-            _batch_size_zero, "validation_error", "training.batch_size", id="batch-size-zero"
-        ),
+        pytest.param(_batch_size_zero, "invalid_spec", "training.batch_size", id="batch-size-zero"),
         pytest.param(_unknown_dataset, "invalid_spec", "dataset", id="unknown-dataset"),
         pytest.param(
             _linear_without_flatten, "invalid_spec", "model.layers[0]", id="linear-on-3d-input"
@@ -179,7 +177,7 @@ def test_submit_returns_422_naming_the_layer_when_its_type_is_unknown(client: Te
 
     error = error_of(client.post("/v1/jobs", json=spec), 422)
 
-    assert error["code"] == "validation_error"
+    assert error["code"] == "invalid_spec"
     assert error["details"]
     assert all(field.startswith("model.layers[1]") for field in fields_of(error))
     assert_no_jobs(client)

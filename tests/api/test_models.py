@@ -104,7 +104,7 @@ def test_summary_returns_422_when_neither_dataset_nor_input_shape_is_given(
 ) -> None:
     error = error_of(summary(client, model=SEED_MODEL, classes=10), 422)
 
-    assert error["code"] == "validation_error"
+    assert error["code"] == "invalid_spec"
     assert error["details"]
 
 
@@ -113,7 +113,7 @@ def test_summary_returns_422_when_both_dataset_and_input_shape_are_given(
 ) -> None:
     response = summary(client, model=SEED_MODEL, dataset=tiny_dataset["id"], input_shape=[16])
 
-    assert error_of(response, 422)["code"] == "validation_error"
+    assert error_of(response, 422)["code"] == "invalid_spec"
 
 
 def test_summary_returns_422_naming_the_dataset_when_it_is_unknown(client: TestClient) -> None:

@@ -144,6 +144,7 @@ OBJECT_ROUTES: list[Route] = [
 LIST_ROUTES = {("GET", "/v1/jobs"), ("GET", "/v1/datasets"), ("GET", "/v1/checkpoints")}
 LIST_ROUTES |= {("GET", "/v1/keys"), ("GET", "/v1/workers"), ("POST", "/v1/datasets")}
 LIST_ROUTES |= {("POST", "/v1/checkpoints"), ("POST", "/v1/keys"), ("GET", "/v1/sweeps")}
+LIST_ROUTES |= {("GET", "/v1/keys/me")}
 
 
 def api_routes(client: TestClient) -> set[tuple[str, str]]:

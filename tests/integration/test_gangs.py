@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.db import make_engine, make_session_factory
+from app.gangs.service import GANG_TRIES, UNSCHEDULABLE
 from app.orm import GangSlot
 from tests.client import read_stream, small_job, statuses
 from tests.conftest import Workers
@@ -49,18 +50,35 @@ def test_two_workers_form_a_gang_and_train_one_job(
     assert len({slot.worker for slot in gang}) == 2  # two different workers
 
 
-def test_a_gang_that_does_not_form_in_time_releases_its_slots_and_requeues_the_job(
-    client: TestClient, settings: Settings, workers: Workers, monkeypatch: pytest.MonkeyPatch
+def test_a_gang_larger_than_the_fleet_is_refused_at_submit_naming_the_count(
+    client: TestClient, workers: Workers
 ) -> None:
-    monkeypatch.setenv("TAAS_GANG_TIMEOUT_S", "1")
-    workers.start()  # alone: nobody answers its ring
+    workers.start()
+
+    response = client.post("/v1/jobs", json={**small_job(epochs=3), "distributed": GANG})
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_spec"
+    assert error["details"][0]["field"] == "distributed.nodes"
+    assert "needs 2 workers at once, but the fleet has registered 1" in error["message"]
+    assert client.get("/v1/jobs").json()["items"] == []
+
+
+def test_a_gang_that_no_longer_forms_fails_unschedulable_after_a_few_tries(
+    client: TestClient, settings: Settings, workers: Workers
+) -> None:
+    quick = settings.model_copy(update={"gang_timeout_s": 1.0})
+    workers.start(quick)
+    workers.start(quick)
+    workers.processes[1].terminate()  # the fleet shrinks: one worker left for a 2-node job
+    workers.processes[1].wait(30)
     job = client.post("/v1/jobs", json={**small_job(epochs=3), "distributed": GANG}).json()
 
-    seen, _ = read_stream(client, job["id"], limit=3)
+    seen, code = read_stream(client, job["id"])
 
-    assert statuses(seen) == ["queued", "running", "queued"]
-    assert seen[-1]["data"]["reason"] == "gang_incomplete"
-    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
-    rest, code = read_stream(client, job["id"], after=seen[-1]["seq"])
     assert code == 1000
-    assert statuses(rest)[-1] == "cancelled"
+    tries = ["running", "queued"] * (GANG_TRIES - 1)
+    assert statuses(seen) == ["queued", *tries, "running", "failed"]
+    assert [e["data"]["reason"] for e in seen if e["type"] == "status"][-1] == UNSCHEDULABLE
+    assert slots(settings, job["id"]) == []

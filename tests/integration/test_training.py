@@ -234,3 +234,24 @@ def test_a_job_past_its_runtime_cap_stops_with_reason_timeout_and_keeps_its_chec
     saved = client.get(f"/v1/jobs/{job['id']}/checkpoints").json()["items"]
     assert {c["kind"] for c in saved} <= {"epoch", "stop"}
     assert "stop" in {c["kind"] for c in saved}
+
+
+def test_a_minimal_job_trains_with_the_documented_defaults(
+    client: TestClient, worker: subprocess.Popen[bytes]
+) -> None:
+    minimal = {
+        "dataset": {"name": "synthetic", "samples": 256, "input_shape": [8], "classes": 2},
+        "model": {"preset": "mlp", "width": 8, "depth": 1},
+        "optimizer": {"name": "adam", "lr": 0.01},
+    }
+    job = submit(client, minimal)
+
+    events, code = read_stream(client, job["id"])
+
+    assert code == 1000 and statuses(events)[-1] == "succeeded"
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    training = done["spec"]["training"]
+    assert (training["epochs"], training["batch_size"], training["val_fraction"]) == (10, 32, 0.2)
+    assert done["result"]["epochs"] == 10
+    assert done["result"]["settings"]["batch_size"] == 32
+    assert done["result"]["steps"] == 10 * 7  # 205 training samples in batches of 32
