@@ -44,6 +44,8 @@ from app.models.router import router as models_router
 from app.orm import Job
 from app.spec.layers import LAYER_TYPES
 from app.storage import Storage
+from app.description import API_DESCRIPTION
+from app.ui.router import install_ui
 from app.sweeps.router import advise_router
 from app.sweeps.router import router as sweeps_router
 from app.workers.router import router as workers_router
@@ -239,6 +241,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="taas",
         version="0.1.0",
         summary="Training as a service: submit a PyTorch training job, watch it train, fast.",
+        description=API_DESCRIPTION,
+        # The console and the dashboard are served offline by ui_router, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         form_limits={
             "max_fields": FORM_FIELDS_MAX,
@@ -263,6 +269,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         advise_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
+
+    install_ui(app)
 
     registry = CollectorRegistry()
     registry.register(JobCollector(services))

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 EventType = Literal["status", "metric", "log", "checkpoint", "result"]
 
@@ -36,3 +36,6 @@ class MetricRow(BaseModel):
 
 class MetricPage(BaseModel):
     items: list[MetricRow]
+    last_seq: int = Field(
+        description="The newest seq this page covers: follow the stream with after= this."
+    )
