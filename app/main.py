@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.datasets.router import router as datasets_router
 from app.db import make_engine, make_session_factory
 from app.deps import Services
+from app.description import API_DESCRIPTION
 from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
@@ -44,10 +45,9 @@ from app.models.router import router as models_router
 from app.orm import Job
 from app.spec.layers import LAYER_TYPES
 from app.storage import Storage
-from app.description import API_DESCRIPTION
-from app.ui.router import install_ui
 from app.sweeps.router import advise_router
 from app.sweeps.router import router as sweeps_router
+from app.ui.router import install_ui
 from app.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)

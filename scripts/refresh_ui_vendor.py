@@ -37,7 +37,11 @@ PACKAGES: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "uplot": (
         "1.6.32",
-        {"dist/uPlot.esm.js": "uPlot.esm.js", "dist/uPlot.min.css": "uPlot.min.css", "LICENSE": "LICENSE"},
+        {
+            "dist/uPlot.esm.js": "uPlot.esm.js",
+            "dist/uPlot.min.css": "uPlot.min.css",
+            "LICENSE": "LICENSE",
+        },
     ),
 }
 

@@ -72,16 +72,18 @@ def metrics_downsampled(
     ranked = (
         select(
             Event.seq,
-            func.row_number().over(partition_by=bucket, order_by=(loss.asc(), Event.seq)).label("low"),
-            func.row_number().over(partition_by=bucket, order_by=(loss.desc(), Event.seq)).label("high"),
+            func.row_number()
+            .over(partition_by=bucket, order_by=(loss.asc(), Event.seq))
+            .label("low"),
+            func.row_number()
+            .over(partition_by=bucket, order_by=(loss.desc(), Event.seq))
+            .label("high"),
         )
         .where(*metric, is_step)
         .subquery()
     )
     kept = select(ranked.c.seq).where(or_(ranked.c.low == 1, ranked.c.high == 1))
     rows = session.scalars(
-        select(Event)
-        .where(*metric, or_(~is_step, Event.seq.in_(kept)))
-        .order_by(Event.seq)
+        select(Event).where(*metric, or_(~is_step, Event.seq.in_(kept))).order_by(Event.seq)
     )
     return list(rows), newest

@@ -21,8 +21,8 @@ from app.checkpoints import service as checkpoints
 from app.config import Settings
 from app.datasets import service as datasets
 from app.errors import AppError, InvalidTransition, JobNotFound, NotFound, SpecInvalid, TooManyJobs
-from app.events import service as events
 from app.events import repository as events_repository
+from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
 from app.ids import new_id
