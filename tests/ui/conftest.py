@@ -134,7 +134,16 @@ def tab(browser: Browser) -> Iterator[Tab]:
     errors: list[str] = []
     dialogs: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # Script errors and CSP refusals; not the browser's note of each 4xx answer, which
+    # some tests provoke on purpose (a wrong key, another tenant's job).
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
 
     def on_dialog(dialog: Any) -> None:
         dialogs.append(dialog.message)

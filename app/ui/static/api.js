@@ -19,13 +19,14 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, raw = false } = {}) {
+// `probe`: a sign-in attempt, whose 401 is its own answer rather than a lost session.
+export async function api(path, { method = "GET", body, raw = false, probe = false } = {}) {
   const headers = { Authorization: `Bearer ${key.get() || ""}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (response.status === 401) window.dispatchEvent(new CustomEvent("taas:unauthorized"));
+  if (response.status === 401 && !probe) window.dispatchEvent(new CustomEvent("taas:unauthorized"));
   if (!response.ok) {
     let parsed = null;
     try { parsed = await response.json(); } catch { /* not JSON: keep the status */ }

@@ -20,8 +20,8 @@ export function h(tag, attrs = {}, ...children) {
 
 export function show(...children) {
   const view = document.getElementById("view");
-  view.replaceChildren(...children.flat());
-  return view;
+  return fill(view, children);
+
 }
 
 export function seconds(value) {
@@ -58,4 +58,11 @@ export function flatten(value, prefix = "", out = {}) {
 export function debounce(fn, ms) {
   let timer = null;
   return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}
+
+// replaceChildren without the holes: a skipped part (null, false) leaves nothing behind.
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  return node;
 }

@@ -1,7 +1,7 @@
 // A job spec in an editor, checked by POST /v1/models/summary as it is typed (the model's
 // shapes, parameters and FLOPs), submitted as a new job by POST /v1/jobs.
 import { api } from "./api.js";
-import { debounce, h } from "./dom.js";
+import { debounce, fill, h } from "./dom.js";
 import { summaryRequest, summaryTable } from "./job.js";
 
 // What a job records besides what was asked: the layers a preset expanded to. A clone
@@ -24,8 +24,8 @@ export function specEditor(spec, { onSubmitted, title = "Clone and edit" }) {
     message.textContent = "";
     const parsed = parse();
     if (!parsed) return;
-    try { check.replaceChildren(...summaryTable(await api("/v1/models/summary", { method: "POST", body: summaryRequest(parsed) }))); }
-    catch (error) { check.replaceChildren(); message.textContent = error.message; }
+    try { fill(check, ...summaryTable(await api("/v1/models/summary", { method: "POST", body: summaryRequest(parsed) }))); }
+    catch (error) { fill(check); message.textContent = error.message; }
   }, 400);
   text.addEventListener("input", validate);
   validate();

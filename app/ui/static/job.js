@@ -3,7 +3,7 @@
 // checkpoints, and clone-and-edit.
 import { api, download, Stream } from "./api.js";
 import { Curves, targetOf } from "./chart.js";
-import { h, number, seconds, show, statusBadge, errorText } from "./dom.js";
+import { errorText, fill, h, number, seconds, show, statusBadge } from "./dom.js";
 import { onLeave } from "./main.js";
 import { specEditor } from "./editor.js";
 
@@ -44,7 +44,7 @@ export function summaryRequest(spec) {
 export function summaryTable(summary) {
   return [h("p", {}, `${summary.params.toLocaleString()} parameters · ${summary.flops_per_sample.toLocaleString()} FLOPs per sample`),
     h("table", { class: "summary" }, h("thead", {}, h("tr", {}, ["#", "layer", "output", "params", "FLOPs"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, summary.layers.map((l) => h("tr", {}, h("td", {}, l.index), h("td", {}, l.name || l.type), h("td", {}, JSON.stringify(l.output_shape)), h("td", {}, l.params), h("td", {}, l.flops))))))];
+      h("tbody", {}, summary.layers.map((l) => h("tr", {}, h("td", {}, l.index), h("td", {}, l.type), h("td", {}, JSON.stringify(l.output_shape)), h("td", {}, l.params), h("td", {}, l.flops)))))];
 }
 
 export async function jobView(id) {
@@ -78,20 +78,20 @@ export async function jobView(id) {
 
   function renderHeader() {
     const live = ["queued", "running"].includes(job.status);
-    header.replaceChildren(h("h1", {}, h("span", { id: "job-name" }, job.name), " ", statusBadge(job.status)),
+    fill(header, h("h1", {}, h("span", { id: "job-name" }, job.name), " ", statusBadge(job.status)),
       h("p", { class: "muted" }, `${job.id} · attempt ${job.attempt}${job.restarts ? `, ${job.restarts} restarts` : ""} · ${job.params.toLocaleString()} params · tags: `, h("span", { class: "tags" }, job.tags.join(", ") || "none")),
       job.reason ? h("p", {}, "Reason: ", h("span", {}, job.reason)) : null,
       h("div", { class: "toolbar" },
         live ? h("button", { id: "cancel-job", type: "button", onclick: async () => { await api(`${path}/cancel`, { method: "POST" }); await refresh(); } }, "Cancel") : null,
         h("button", { id: "clone-job", type: "button", onclick: () => openEditor(job.spec) }, "Clone and edit"),
         h("a", { href: `#/compare?ids=${encodeURIComponent(job.id)}` }, "Compare with…")));
-    timingBox.replaceChildren(...[timingBar(job.timings)].flat());
-    settingsBox.replaceChildren(job.result && job.result.settings ? kv(job.result.settings) : h("p", { class: "muted" }, "Known when the job has run."),
+    fill(timingBox, ...[timingBar(job.timings)].flat());
+    fill(settingsBox, job.result && job.result.settings ? kv(job.result.settings) : h("p", { class: "muted" }, "Known when the job has run."),
       job.result ? h("details", {}, h("summary", {}, "result"), kv({ best: job.result.best, final: job.result.final, epochs: job.result.epochs, steps: job.result.steps, stopped: job.result.stopped })) : null);
   }
 
   function openEditor(spec) {
-    editorBox.replaceChildren(specEditor(spec, { onSubmitted: (created) => { location.hash = `#/jobs/${encodeURIComponent(created.id)}`; } }));
+    fill(editorBox, specEditor(spec, { onSubmitted: (created) => { location.hash = `#/jobs/${encodeURIComponent(created.id)}`; } }));
     editorBox.scrollIntoView();
   }
 
@@ -101,14 +101,19 @@ export async function jobView(id) {
     const start = ordered.length ? Date.parse(ordered[0].time) : 0;
     for (const chart of charts) chart.update(ordered, { axis: axis.value, smoothing: Number(smoothing.value), start });
     Object.assign(curves.dataset, { points: String(points.size), gaps: String(gaps), dupes: String(dupes), lastSeq: String(lastSeq) });
-    timeline.replaceChildren(...[...statuses.values()].sort((a, b) => a.seq - b.seq).map((e) =>
+    fill(timeline, ...[...statuses.values()].sort((a, b) => a.seq - b.seq).map((e) =>
       h("li", {}, h("span", { class: "muted" }, new Date(e.time).toLocaleTimeString()), " ", statusBadge(e.data.status), e.data.reason ? ` — ${e.data.reason}` : "")));
     logs.textContent = logLines.slice(-LOG_LINES).join("\n");
   }
   const schedule = () => { if (!frame) frame = requestAnimationFrame(render); };
 
   function take(event) {
-    if (event.type === "metric") points.set(event.seq, { ...event.data, seq: event.seq, time: event.time });
+    if (event.type === "metric") {
+      // An epoch's mean train_loss would zigzag against the per-step line: kept apart.
+      const { train_loss: epochLoss, ...data } = event.data;
+      const point = event.data.scope === "epoch" ? { ...data, epoch_train_loss: epochLoss } : event.data;
+      points.set(event.seq, { ...point, seq: event.seq, time: event.time });
+    }
     else if (event.type === "status") statuses.set(event.seq, event);
     else if (event.type === "log") logLines.push(`${event.time.slice(11, 19)} ${event.data.level || ""} ${event.data.message || ""}`);
   }
@@ -117,7 +122,7 @@ export async function jobView(id) {
     job = await api(path);
     renderHeader();
     const items = (await api(`${path}/checkpoints`)).items;
-    checkpointBox.replaceChildren(items.length ? h("table", { id: "checkpoints" }, h("tbody", {}, items.map((c) => h("tr", {},
+    fill(checkpointBox, items.length ? h("table", { id: "checkpoints" }, h("tbody", {}, items.map((c) => h("tr", {},
       h("td", {}, c.kind, c.epoch !== null ? ` epoch ${c.epoch}` : ""), h("td", {}, kv(c.metrics)),
       h("td", {}, h("button", { type: "button", onclick: () => download(`/v1/checkpoints/${encodeURIComponent(c.id)}/download`, `${c.id}.safetensors`) }, "Download"),
         " ", h("button", { type: "button", onclick: () => openEditor({ ...job.spec, name: `${job.name} fine-tune`, init: { checkpoint: c.id, strict: false } }) }, "Fine-tune")))))) : h("p", { class: "muted" }, "No checkpoints."),
@@ -142,8 +147,8 @@ export async function jobView(id) {
   await refresh();
 
   api("/v1/models/summary", { method: "POST", body: summaryRequest(job.spec) })
-    .then((s) => modelBox.replaceChildren(...summaryTable(s)))
-    .catch((error) => modelBox.replaceChildren(errorText(error)));
+    .then((s) => fill(modelBox, ...summaryTable(s)))
+    .catch((error) => fill(modelBox, errorText(error)));
 
   // The chart's history comes downsampled from the metrics route; live points then come
   // from the stream, which starts right after the newest seq that history covers.

@@ -1,7 +1,7 @@
 // The jobs list: filters, the API's cursors, live rows for jobs that are running, and
 // cancel (one, or every selected job).
 import { api, Stream } from "./api.js";
-import { h, number, seconds, show, statusBadge, errorText } from "./dom.js";
+import { errorText, fill, h, number, seconds, show, statusBadge } from "./dom.js";
 import { onLeave } from "./main.js";
 
 const STATUSES = ["", "queued", "running", "succeeded", "failed", "cancelled"];
@@ -98,7 +98,7 @@ export async function jobsView() {
     try {
       const page = await api(`/v1/jobs?${query}`);
       nextCursor = page.next_cursor;
-      body.replaceChildren(...page.items.map((job) => rowFor(job)));
+      fill(body, ...page.items.map((job) => rowFor(job)));
       if (!page.items.length) body.append(h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No jobs.")));
       for (const job of page.items) if (LIVE.has(job.status)) follow(job);
       state.cursors.push(nextCursor);

@@ -21,7 +21,7 @@ function signIn(message) {
       event.preventDefault();
       key.set(input.value.trim());
       try {
-        await api("/v1/jobs?limit=1");
+        await api("/v1/jobs?limit=1", { probe: true });
         route();
       } catch (error) {
         key.clear();

@@ -1,7 +1,7 @@
 // Sweeps: the list, and one sweep live over its stream: leaderboard, trials by rung,
 // what mattered, and the best configuration with a button that submits it.
 import { api, Stream } from "./api.js";
-import { h, number, seconds, show, statusBadge } from "./dom.js";
+import { fill, h, number, seconds, show, statusBadge } from "./dom.js";
 import { onLeave } from "./main.js";
 
 export async function sweepsView() {
@@ -25,7 +25,7 @@ function render(box, sweep) {
   const head = () => h("thead", {}, h("tr", {}, ["#", "config", "state", "epochs", "best", "time to target", ""].map((t) => h("th", {}, t))));
   const rungs = [...new Set(sweep.trials.map((t) => t.rung))].sort((a, b) => a - b);
   const best = sweep.best;
-  box.replaceChildren(
+  fill(box, 
     h("h1", {}, h("span", { id: "sweep-name" }, sweep.name), " ", statusBadge(sweep.status)),
     h("p", { class: "muted" }, `${sweep.strategy.name || ""} · objective ${JSON.stringify(sweep.objective)} · compute ${seconds(sweep.compute_s)}`),
     h("h2", {}, "Leaderboard"),
