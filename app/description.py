@@ -18,8 +18,9 @@ OpenAPI cannot list websockets, so they are described here.
 - `ws://HOST/v1/jobs/{job_id}/stream?after=SEQ`: the job's events with `seq > after`
   (default 0: all of them), oldest first, then each new one as it happens. Closes with
   1000 after the job's last event.
-- `ws://HOST/v1/sweeps/{sweep_id}/stream`: the sweep as `GET /v1/sweeps/{sweep_id}` shows
-  it, again whenever it changes. Closes with 1000 once the sweep has ended.
+- `ws://HOST/v1/sweeps/{sweep_id}/stream`: `{"type": "sweep", "data": SWEEP}`, where SWEEP
+  is what `GET /v1/sweeps/{sweep_id}` shows, sent again whenever it changes. Closes with
+  1000 once the sweep has ended.
 
 **Authentication.** Send `Authorization: Bearer <key>`, or, from a browser (which cannot
 set headers on a websocket), offer the subprotocols `taas.bearer` and the key:

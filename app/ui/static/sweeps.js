@@ -59,7 +59,12 @@ export async function sweepView(id) {
   let updates = 0;
   const stream = new Stream(`/v1/sweeps/${encodeURIComponent(id)}/stream`, {
     resumable: false,
-    onMessage: (next) => { updates += 1; render(box, next); box.dataset.updates = String(updates); },
+    onMessage: (message) => {
+      if (message.type !== "sweep") return;
+      updates += 1;
+      render(box, message.data);
+      box.dataset.updates = String(updates);
+    },
   });
   onLeave(() => stream.stop());
 }
