@@ -1,4 +1,4 @@
-// Building the page without innerHTML: every string a user wrote (job names, tags, log
+// Building the page from nodes, never from HTML text: every string a user wrote (job names, tags, log
 // lines, specs) becomes a text node, so it shows as text and never runs.
 
 export function h(tag, attrs = {}, ...children) {
