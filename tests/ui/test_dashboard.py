@@ -16,12 +16,15 @@ SCRIPT_NAME = "<script>alert(1)</script>"
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def job_spec(name: str, *, samples: int = 512, epochs: int = 3, lr: float = 0.01) -> dict[str, Any]:
+def job_spec(
+    name: str, *, samples: int = 512, epochs: int = 3, lr: float = 0.01, batch_size: int = 32
+) -> dict[str, Any]:
     return SEED_JOB_EXAMPLE | {
         "name": name,
         "dataset": {"name": "synthetic", "samples": samples},
         "optimizer": {"name": "sgd", "lr": lr, "momentum": 0.9},
-        "training": SEED_JOB_EXAMPLE["training"] | {"epochs": epochs, "target": None},
+        "training": SEED_JOB_EXAMPLE["training"]
+        | {"epochs": epochs, "batch_size": batch_size, "target": None},
         "tags": ["ui-test"],
     }
 
@@ -90,7 +93,8 @@ def test_signs_in_lists_jobs_and_shows_a_script_name_as_text(
 def test_follows_a_running_job_through_a_dropped_websocket(
     stack: Stack, tab: Tab, alice: httpx.Client
 ) -> None:
-    job_id = submit(alice, job_spec("followed", samples=16_000, epochs=6))
+    # 8,000 small steps: seconds on an idle machine, long enough to drop its stream mid-run.
+    job_id = submit(alice, job_spec("followed", samples=16_000, epochs=8, batch_size=16))
     sign_in(tab, stack, "alice")
     wait_until(lambda: alice.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
     tab.page.goto(f"{stack.url}/#/jobs/{job_id}")
