@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Elsewhere: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test fuzz lint format bench chaos clean
+.PHONY: setup run test fuzz lint format bench chaos screenshots clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: setup
 # Randomized faults against real workers (Postgres + Redis): benchmarks/results/chaos.json.
 chaos: setup
 	$(BIN)/python -m benchmarks chaos
+
+# The README's pictures of the dashboard, from a real run in Chromium: docs/screenshots/.
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .taas .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -7,30 +7,7 @@ OpenAPI document when the AsyncAPI one is built, so the two cannot drift.
 
 from typing import Any
 
-STREAMS_DESCRIPTION = """
-## Streams (websockets)
-
-Authenticate as for HTTP (`Authorization: Bearer <key>`) or, from a browser, with the
-subprotocols `["bearer", "<key>"]`. The server accepts, then sends JSON text messages;
-clients only listen. Close codes: 1000 after the last message of a finished job or
-sweep; 4000 + the HTTP status a request would get otherwise (4401 unknown or revoked
-key, 4404 no such job or sweep, 4422 a bad `after`), after the socket was accepted.
-
-- `WS /v1/jobs/{job_id}/stream?after=SEQ`: the job's events with `seq > after`, oldest
-  first (an `Event`, as `GET /v1/jobs/{job_id}/events` lists them), then live ones,
-  closing with 1000 after the job has ended. Reconnect with the last `seq` seen to miss
-  nothing and see nothing twice.
-- `WS /v1/sweeps/{sweep_id}/stream`: `{"type": "sweep", "data": <SweepOut>}` whenever the
-  sweep changes, closing with 1000 after it has ended.
-
-The same, machine-readable: the AsyncAPI document at `/asyncapi.json`.
-"""
-
-CLOSE_CODES = (
-    "1000: the job or sweep has ended and every message was sent. "
-    "4401: no key, an unknown one, or the key was revoked while streaming. "
-    "4404: no such job or sweep for this tenant. 4422: a bad `after`."
-)
+from app.description import STREAMS_DESCRIPTION
 
 
 def asyncapi_document(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +34,7 @@ def asyncapi_document(openapi: dict[str, Any]) -> dict[str, Any]:
         "info": {
             "title": f"{openapi['info']['title']} streams",
             "version": openapi["info"]["version"],
-            "description": STREAMS_DESCRIPTION.strip() + "\n\n" + CLOSE_CODES,
+            "description": STREAMS_DESCRIPTION.strip(),
         },
         "defaultContentType": "application/json",
         "servers": {

@@ -26,6 +26,7 @@ from app.config import Settings, get_settings
 from app.datasets.router import router as datasets_router
 from app.db import make_engine, make_session_factory
 from app.deps import Services
+from app.description import API_DESCRIPTION
 from app.errors import AppError, ErrorDetail
 from app.events import service as events
 from app.events.notify import SeqWatch, make_notifier
@@ -50,6 +51,7 @@ from app.spec.layers import LAYER_TYPES
 from app.storage import Storage
 from app.sweeps.router import advise_router
 from app.sweeps.router import router as sweeps_router
+from app.ui.router import install_ui
 from app.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
@@ -258,6 +260,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="taas",
         version="0.1.0",
         summary="Training as a service: submit a PyTorch training job, watch it train, fast.",
+        description=API_DESCRIPTION,
+        # The console and the dashboard are served offline by ui_router, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
         form_limits={
@@ -283,6 +289,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         advise_router,
     ):
         app.include_router(router)
+
+    install_ui(app)
 
     registry = CollectorRegistry()
     registry.register(JobCollector(services))

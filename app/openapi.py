@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from typing_extensions import TypeAliasType
 
-from app.asyncapi import STREAMS_DESCRIPTION, asyncapi_document
+from app.asyncapi import asyncapi_document
 
 ErrorCode = TypeAliasType(
     "ErrorCode",
@@ -144,7 +144,7 @@ def install(app: FastAPI, components: Sequence[Any] = ()) -> None:
                 title=app.title,
                 version=app.version,
                 summary=app.summary,
-                description=(app.description + "\n" + STREAMS_DESCRIPTION).strip(),
+                description=app.description,
                 routes=app.routes,
             )
             add_components(document, [ErrorOut, *components])

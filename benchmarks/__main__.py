@@ -18,6 +18,7 @@ from benchmarks import (
     accuracy,
     api,
     chaos,
+    dashboard,
     dispatch,
     engine,
     levers,
@@ -29,7 +30,8 @@ from benchmarks.service import DEVICE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Not speed figures: `make chaos` runs the fault injection on its own.
-SEPARATE = {"chaos"}
+# The dashboard's needs Chromium: `python -m benchmarks dashboard`.
+SEPARATE = {"chaos", "dashboard"}
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "engine": engine.run,
     "streaming": streaming.run,
@@ -40,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "scaling": scaling.run,
     "sweeps": sweeps.run,
     "chaos": chaos.run,
+    "dashboard": dashboard.run,
 }
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.events.schemas import NewEvent
@@ -45,3 +45,45 @@ def after(
     if types:
         statement = statement.where(Event.type.in_(types))
     return list(session.scalars(statement))
+
+
+def metrics_downsampled(
+    session: Session, job_id: str, cursor: int, max_points: int
+) -> tuple[list[Event], int]:
+    """A job's metric events after `cursor`, at most about `max_points` of them, and the
+    newest seq they cover (where a live stream picks up).
+
+    Epoch rows (few, carrying the validation metrics) are all kept. Step rows are cut into
+    equal seq ranges, and each range keeps its lowest and its highest train_loss, so
+    spikes survive the cut (min/max per bucket). All of it runs in the database: two
+    aggregate queries and one window query over the job's primary-key range.
+    """
+    metric = (Event.job_id == job_id, Event.seq > cursor, Event.type == "metric")
+    is_step = func.coalesce(Event.data["scope"].as_string(), "") == "step"
+    total, newest = session.execute(select(func.count(), func.max(Event.seq)).where(*metric)).one()
+    if total <= max_points:
+        return after(session, job_id, cursor, max_points, ("metric",)), newest or cursor
+    steps, first, last = session.execute(
+        select(func.count(), func.min(Event.seq), func.max(Event.seq)).where(*metric, is_step)
+    ).one()
+    buckets = max(1, (max_points - (total - steps)) // 2)
+    bucket = ((Event.seq - first) * buckets) // (last - first + 1)
+    loss = Event.data["train_loss"].as_float()
+    ranked = (
+        select(
+            Event.seq,
+            func.row_number()
+            .over(partition_by=bucket, order_by=(loss.asc(), Event.seq))
+            .label("low"),
+            func.row_number()
+            .over(partition_by=bucket, order_by=(loss.desc(), Event.seq))
+            .label("high"),
+        )
+        .where(*metric, is_step)
+        .subquery()
+    )
+    kept = select(ranked.c.seq).where(or_(ranked.c.low == 1, ranked.c.high == 1))
+    rows = session.scalars(
+        select(Event).where(*metric, or_(~is_step, Event.seq.in_(kept))).order_by(Event.seq)
+    )
+    return list(rows), newest

@@ -58,6 +58,9 @@ class MetricRow(BaseModel):
 
 class MetricPage(BaseModel):
     items: list[MetricRow]
+    last_seq: int = Field(
+        description="The newest seq this page covers: follow the stream with after= this."
+    )
 
 
 # What each type of event carries, for the documents: EventOut above is what the service

@@ -189,11 +189,26 @@ def list_events(
     response_model_exclude_unset=True,
 )
 def list_metrics(
-    job_id: str, caller: CallerDep, session: SessionDep, after: Cursor = 0
+    job_id: str,
+    caller: CallerDep,
+    session: SessionDep,
+    after: Cursor = 0,
+    max_points: Annotated[
+        int,
+        Query(
+            ge=2,
+            le=service.METRICS_MAX,
+            description="Past this many, step metrics are downsampled: each seq range keeps "
+            "its lowest and highest train_loss; epoch metrics are always all there.",
+        ),
+    ] = 2000,
 ) -> MetricPage:
-    """A job's metric events (per epoch and per step), oldest first."""
-    rows = service.metrics(session=session, job_id=job_id, tenant=caller.tenant, after=after)
-    return MetricPage(items=[MetricRow.model_validate(row, from_attributes=True) for row in rows])
+    """A job's metric events (per epoch and per step), oldest first, for a chart."""
+    rows, last_seq = service.metrics(
+        session=session, job_id=job_id, tenant=caller.tenant, after=after, max_points=max_points
+    )
+    items = [MetricRow.model_validate(row, from_attributes=True) for row in rows]
+    return MetricPage(items=items, last_seq=last_seq)
 
 
 @router.websocket("/{job_id}/stream")

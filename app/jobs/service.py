@@ -22,6 +22,7 @@ from app.checkpoints import service as checkpoints
 from app.config import Settings
 from app.datasets import service as datasets
 from app.errors import AppError, InvalidTransition, JobNotFound, NotFound, SpecInvalid, TooManyJobs
+from app.events import repository as events_repository
 from app.events import service as events
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
@@ -322,10 +323,13 @@ def cursor_after(jobs: list[Job]) -> str | None:
     return repository.encode_cursor(jobs[-1]) if jobs else None
 
 
-def metrics(*, session: Session, job_id: str, tenant: str, after: int) -> list[Event]:
-    """Every metric event of a job after `after`, oldest first."""
+def metrics(
+    *, session: Session, job_id: str, tenant: str, after: int, max_points: int
+) -> tuple[list[Event], int]:
+    """A job's metric events after `after`, oldest first, downsampled to about `max_points`,
+    and the newest seq they cover."""
     get(session=session, job_id=job_id, tenant=tenant)
-    return events.page(session, job_id, after=after, limit=METRICS_MAX, types=("metric",))
+    return events_repository.metrics_downsampled(session, job_id, after, max_points)
 
 
 def events_of(*, session: Session, job_id: str, tenant: str, after: int, limit: int) -> list[Event]:

@@ -1,0 +1,1 @@
+"""The faces a person looks at: the OpenAPI console and the dashboard, served offline."""
