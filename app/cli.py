@@ -161,6 +161,15 @@ def migrate(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
     console.print("database is at the newest revision")
 
 
+@cli.command()
+def token() -> None:
+    """Print the admin token: TAAS_ADMIN_TOKEN, else the one kept in the data dir (made
+    there now if the API has not made it yet). In compose: `docker compose exec api taas token`."""
+    from app.keys.service import server_secrets
+
+    typer.echo(server_secrets(Settings()).admin_token)
+
+
 def _client(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=60, headers=_auth_headers())
 
