@@ -14,13 +14,21 @@
 #   TORCH_WHEELS   a folder searched for wheels before any index: docker/local/wheels,
 #                  where a torch wheel already on the build machine can be put (see
 #                  docker/local/README.md). Empty: no local wheels (the GPU build).
+#   RUNTIME_PACKAGES  Debian packages the final image needs beyond Python. Empty for the
+#                  CPU image; the GPU image takes a C++ compiler and Python's headers,
+#                  which torch.compile needs at run time (Triton builds its launcher,
+#                  inductor its C++ kernels). Without them `compile: true` fails the job
+#                  with "No working C++ compiler"; `compile: auto` never compiles on a CPU.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# ---- runtime: Python and nothing else; both stages below start from it -----------------
+# ---- runtime: Python and RUNTIME_PACKAGES; both stages below start from it ------------
 FROM ${BASE_IMAGE} AS runtime
-RUN if ! command -v python3 >/dev/null; then \
+ARG RUNTIME_PACKAGES=""
+RUN packages="$RUNTIME_PACKAGES"; \
+    command -v python3 >/dev/null || packages="python3 $packages"; \
+    if [ -n "$packages" ]; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends python3 \
+        && apt-get install -y --no-install-recommends $packages \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 # Logs reach `docker logs` as they are written; the venv's commands come first.
@@ -66,13 +74,14 @@ RUN if [ -f /local/ca-certificates.crt ]; then export PIP_CERT=/local/ca-certifi
 
 # A regular (non-editable) install: the packages, the `taas` command, the migrations and
 # the package data (app/migrate.py finds Alembic's files next to the installed packages).
-# pip and setuptools leave the venv: the final image installs nothing.
+# pip leaves the venv: the final image installs nothing. (setuptools stays: torch.compile
+# and torch.utils.cpp_extension import it.)
 COPY app /build/app
 COPY worker /build/worker
 COPY migrations /build/migrations
 RUN if [ -f /local/ca-certificates.crt ]; then export PIP_CERT=/local/ca-certificates.crt; fi \
     && pip install --no-deps /build \
-    && pip uninstall -y pip setuptools
+    && pip uninstall -y pip
 
 # ---- final: the runtime, the venv, an unprivileged user --------------------------------
 FROM runtime
