@@ -99,11 +99,11 @@ def base_image(name: str) -> float:
             for path in (Path(root) / cache).glob("*"):
                 if path.is_file():
                     path.unlink()
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            ["docker", "import", "-", name], stdin=tar.stdout, capture_output=True, timeout=600
-        )
-        assert tar.wait() == 0 and imported.returncode == 0, imported.stderr
+        with subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE) as tar:
+            imported = subprocess.run(
+                ["docker", "import", "-", name], stdin=tar.stdout, capture_output=True, timeout=600
+            )
+        assert tar.returncode == 0 and imported.returncode == 0, imported.stderr
     return time.monotonic() - started
 
 

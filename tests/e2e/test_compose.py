@@ -172,6 +172,29 @@ def test_the_gpu_profile_adds_a_cuda_worker_that_reserves_nvidia_devices() -> No
         assert gpu["services"][name]["environment"]["TAAS_GANG_HOST"] == name
 
 
+def test_the_image_carries_every_file_of_the_packages(stack: Stack) -> None:
+    """Package data (the dashboard's files, Alembic's template) is in the image: a
+    regular install copies only what pyproject.toml names."""
+    listing = (
+        "import importlib, pathlib\n"
+        "for name in ('app', 'worker', 'migrations'):\n"
+        "    root = pathlib.Path(importlib.import_module(name).__file__).parent\n"
+        "    for path in root.rglob('*'):\n"
+        "        if path.is_file() and '__pycache__' not in path.parts:\n"
+        "            print(name + '/' + path.relative_to(root).as_posix())\n"
+    )
+    installed = set(stack.compose("exec", "-T", "api", "python", "-c", listing).split())
+    tracked = subprocess.run(
+        ["git", "ls-files", "app", "worker", "migrations"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.split()
+    assert tracked
+    assert sorted(set(tracked) - installed) == []
+
+
 def test_the_stack_trains_the_seed_job_on_mnist_and_a_stopped_worker_hands_its_job_over(
     stack: Stack, timings: dict[str, float], capsys: pytest.CaptureFixture[str]
 ) -> None:
