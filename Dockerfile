@@ -29,9 +29,11 @@ RUN packages="$RUNTIME_PACKAGES"; \
     if [ -n "$packages" ]; then \
         apt-get update \
         && apt-get install -y --no-install-recommends $packages \
-        && rm -rf /var/lib/apt/lists/*; \
+        && apt-get clean && rm -rf /var/lib/apt/lists/*; \
     fi
-# Logs reach `docker logs` as they are written; the venv's commands come first.
+# (apt-get clean: a debootstrap base, unlike the registry's Debian images, keeps the
+# downloaded packages and apt's caches.) Logs reach `docker logs` as they are written;
+# the venv's commands come first.
 ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
@@ -41,7 +43,7 @@ FROM runtime AS build
 RUN if ! python3 -c "import ensurepip" 2>/dev/null; then \
         apt-get update \
         && apt-get install -y --no-install-recommends python3-venv \
-        && rm -rf /var/lib/apt/lists/*; \
+        && apt-get clean && rm -rf /var/lib/apt/lists/*; \
     fi
 RUN python3 -m venv /opt/venv
 ENV PIP_NO_CACHE_DIR=1 \
