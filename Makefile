@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Elsewhere: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test fuzz lint format bench chaos screenshots clean
+.PHONY: setup run test compose-test fuzz lint format bench chaos screenshots clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ run: setup
 
 test: lint
 	$(BIN)/python -m pytest --cov=app --cov=worker --cov-report=term:skip-covered
+
+# The docker compose stack built, started and training (tests/e2e/test_compose.py); it
+# starts dockerd and makes its Debian base image itself. `make test` runs it under CI=true.
+compose-test: setup
+	CI=true $(BIN)/python -m pytest tests/e2e/test_compose.py
 
 # The schema fuzzer at length: `make test` runs it with a few examples per operation.
 FUZZ_EXAMPLES ?= 200

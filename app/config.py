@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="The address other workers reach this one at, when it leads a "
         "multi-worker DDP job (its rendezvous listens there).",
+    )
+    worker_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="What a worker trains on, so which queue it takes jobs from: auto looks "
+        "for an NVIDIA GPU; cpu never takes a cuda job and hides GPUs from its trainers, "
+        "even where the host shows them to every container.",
     )
     gang_timeout_s: float = Field(
         60.0,

@@ -12,6 +12,11 @@ from worker.tasks import local_device
 
 def main(argv: list[str]) -> None:
     settings = get_settings()
+    if settings.worker_device == "cpu":
+        # The trainers inherit this: a CPU worker's `auto` job never lands on a GPU that
+        # the host happens to show this container.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    queues = [device_queue(settings, "auto"), device_queue(settings, local_device(settings))]
     celery = create_celery(settings)
     celery.worker_main(
         [
@@ -20,7 +25,7 @@ def main(argv: list[str]) -> None:
             # one job per worker is the unit of scheduling (one worker per GPU).
             "--pool=solo",
             "--concurrency=1",
-            f"--queues={device_queue(settings, 'auto')},{device_queue(settings, local_device())}",
+            f"--queues={','.join(queues)}",
             f"--hostname=taas-{socket.gethostname()}-{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",

@@ -24,8 +24,11 @@ from worker.supervisor import Supervisor, warm_up
 logger = logging.getLogger(__name__)
 
 
-def local_device() -> str:
-    """What this worker trains on, without importing torch or touching CUDA here."""
+def local_device(settings: Settings) -> str:
+    """What this worker trains on, without importing torch or touching CUDA here: the
+    setting, else whether the host shows an NVIDIA GPU."""
+    if settings.worker_device != "auto":
+        return settings.worker_device
     gpus = Path("/proc/driver/nvidia/gpus")
     return "cuda" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
 
@@ -71,7 +74,7 @@ def register(celery: Celery, settings: Settings) -> None:
                         session=session,
                         worker_id=worker_id,
                         hostname=socket.gethostname(),
-                        device=local_device(),
+                        device=local_device(settings),
                         job_id=supervisor.current_job,
                         started_at=started_at,
                     )
