@@ -7,6 +7,7 @@ from app.checkpoints import service as checkpoints
 from app.checkpoints.schemas import CheckpointPage
 from app.deps import (
     CallerDep,
+    PageDep,
     ServicesDep,
     SessionDep,
     WsServicesDep,
@@ -16,13 +17,17 @@ from app.events.notify import Wakeups
 from app.events.schemas import EventOut, EventPage, MetricPage, MetricRow
 from app.jobs import service
 from app.jobs.schemas import JobOut, JobPage, ResumeRequest
+from app.jobs.status import JobStatus
 from app.spec import JobSpec
 from app.spec.schemas import SEED_JOB_EXAMPLE
 from app.streams import WS_CLOSE_BASE, open_stream, serve
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# A literal of the enum's members: the OpenAPI document lists the words inline.
+Status = Literal[
+    JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+]
 # seq is a 32-bit column: a larger cursor is a client error, not a database overflow.
 MAX_SEQ = 2**31 - 1
 Cursor = Annotated[
@@ -66,19 +71,23 @@ def submit_job(
 def list_jobs(
     caller: CallerDep,
     session: SessionDep,
-    services: ServicesDep,
+    page: PageDep,
     status: Status | None = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobPage:
     """List jobs, newest first, by status and tag; follow `next_cursor` for more."""
-    limit = min(limit, services.settings.page_size_max)
     jobs = service.page(
-        session=session, tenant=caller.tenant, status=status, tag=tag, cursor=cursor, limit=limit
+        session=session,
+        tenant=caller.tenant,
+        status=status,
+        tag=tag,
+        cursor=page.cursor,
+        limit=page.limit,
     )
-    next_cursor = service.cursor_after(jobs) if len(jobs) == limit else None
-    return JobPage(items=[JobOut.model_validate(job) for job in jobs], next_cursor=next_cursor)
+    return JobPage(
+        items=[JobOut.model_validate(job) for job in jobs],
+        next_cursor=page.next_cursor(jobs, service.cursor_of),
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut)

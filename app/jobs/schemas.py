@@ -3,7 +3,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.spec.schemas import MAX_EPOCHS
+from app.spec.base import MAX_EPOCHS
 
 
 class Timings(BaseModel):

@@ -1,5 +1,7 @@
 from pydantic import BaseModel, ConfigDict
 
+MAX_EPOCHS = 10_000
+
 
 class Strict(BaseModel):
     """Unknown fields are errors (a typo is a 422 naming it, not a silently ignored option),

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, JsonValue, model_validator
 
 from app.spec.base import Strict
-from app.spec.schemas import MAX_SEED, NAME_PATTERN, JobSpec, Target, maximized
+from app.spec.optimization import Target, maximized
+from app.spec.schemas import MAX_SEED, NAME_PATTERN, JobSpec
 
 MAX_TRIALS = 256
 MAX_PATHS = 16

@@ -5,7 +5,8 @@ from pydantic import BaseModel, Field
 
 from app.spec import JobSpec
 from app.spec.base import Strict
-from app.spec.schemas import NAME_PATTERN, Target
+from app.spec.optimization import Target
+from app.spec.schemas import NAME_PATTERN
 from app.spec.sweeps import Budget
 
 # The advisor's default budget: twelve sampled trials and the base.

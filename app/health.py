@@ -1,0 +1,60 @@
+"""Liveness, readiness and Prometheus metrics: what operators and orchestrators ask."""
+
+from collections.abc import Iterable
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from app.deps import Services
+from app.error_handlers import error_body
+from app.jobs import repository as jobs_repository
+from app.jobs.status import JobStatus
+
+
+class JobCollector(Collector):
+    """Prometheus gauges read from the database at scrape time: the database owns state."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("taas_jobs", "Jobs by status.", labels=["status"])
+        with self._services.sessions() as session:
+            counts = jobs_repository.count_by_status(session)
+        for status in JobStatus:
+            gauge.add_metric([status.value], counts.get(status, 0))
+        yield gauge
+
+
+def router(services: Services) -> APIRouter:
+    """The health routes of an app built on `services` (with its own metrics registry)."""
+    router = APIRouter()
+    registry = CollectorRegistry()
+    registry.register(JobCollector(services))
+
+    @router.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the API process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers (503 otherwise)."""
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except OperationalError:
+            return JSONResponse(error_body("unavailable", "database unavailable"), status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @router.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    return router

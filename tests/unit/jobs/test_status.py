@@ -1,0 +1,19 @@
+"""JobStatus is the one list of a job's statuses: the API's filter offers exactly it."""
+
+from typing import get_args
+
+from app.jobs.router import Status
+from app.jobs.status import OPEN, TERMINAL, JobStatus
+
+
+def test_the_list_filter_offers_every_status_and_no_other() -> None:
+    assert list(get_args(Status)) == list(JobStatus)
+
+
+def test_every_status_is_open_or_terminal_never_both() -> None:
+    assert set(OPEN) | TERMINAL == set(JobStatus)
+    assert set(OPEN) & TERMINAL == set()
+
+
+def test_statuses_are_stored_and_sent_as_their_plain_words() -> None:
+    assert [str(s) for s in JobStatus] == ["queued", "running", "succeeded", "failed", "cancelled"]
