@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -31,18 +31,18 @@ class JobCollector(Collector):
         yield gauge
 
 
-def router(services: Services) -> APIRouter:
-    """The health routes of an app built on `services` (with its own metrics registry)."""
-    router = APIRouter()
+def install(app: FastAPI, services: Services) -> None:
+    """The health routes on `app` itself, outside /v1 (no key, no rate limit), with the
+    app's own metrics registry."""
     registry = CollectorRegistry()
     registry.register(JobCollector(services))
 
-    @router.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """Liveness: the API process answers."""
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
         """Readiness: the database answers (503 otherwise)."""
         try:
@@ -52,9 +52,7 @@ def router(services: Services) -> APIRouter:
             return JSONResponse(error_body("unavailable", "database unavailable"), status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @router.get("/metrics", tags=["health"], response_class=Response)
+    @app.get("/metrics", tags=["health"], response_class=Response)
     def metrics() -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
-
-    return router

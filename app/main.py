@@ -60,6 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 
-    app.include_router(health.router(services))
+    health.install(app, services)
 
     return app

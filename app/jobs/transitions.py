@@ -1,5 +1,5 @@
 """Every move of a job's status, in one place: claim, renew, record, finish, hand back,
-release, reap, disband, and the reconciler's re-dispatch.
+release, reap, disband, cancel, and the reconciler's re-dispatch.
 
 Every transition is a compare-and-set on the job row plus a `status` event in the same
 transaction; services commit first and only then ring the broker or notify followers,

@@ -3,7 +3,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.spec.base import Strict
-from app.spec.schemas import ID_PATTERN, ModelSpec
+from app.spec.schemas import ID_PATTERN, SEED_JOB_EXAMPLE, ModelSpec
 
 
 class SummaryRequest(Strict):
@@ -14,14 +14,7 @@ class SummaryRequest(Strict):
         json_schema_extra={
             "examples": [
                 {
-                    "model": {
-                        "layers": [
-                            {"type": "flatten"},
-                            {"type": "linear", "out_features": 10, "activation": "relu"},
-                            {"type": "linear", "out_features": 10, "activation": "relu"},
-                            {"type": "linear", "out_features": 10},
-                        ]
-                    },
+                    "model": SEED_JOB_EXAMPLE["model"],
                     "input_shape": [1, 28, 28],
                     "classes": 10,
                 }
