@@ -1,10 +1,10 @@
 """What routes depend on, as Annotated aliases so signatures read like prose."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request, WebSocket
+from fastapi import Depends, Query, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,6 +51,33 @@ def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterato
 ServicesDep = Annotated[Services, Depends(get_services)]
 WsServicesDep = Annotated[Services, Depends(get_ws_services)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A list route's page: at most `limit` rows after `cursor`."""
+
+    limit: int
+    cursor: str | None
+
+    def next_cursor(self, rows: Sequence[Row], cursor_of: Callable[[Row], str]) -> str | None:
+        """The cursor of the page after `rows`; None when this page was the last."""
+        return cursor_of(rows[-1]) if len(rows) == self.limit else None
+
+
+def get_page(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page:
+    """The page a list route was asked for, its limit capped at the server's most."""
+    return Page(min(limit, services.settings.page_size_max), cursor)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
 
 
 # Declares the scheme in the OpenAPI document (the console's Authorize button); the

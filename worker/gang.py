@@ -11,21 +11,39 @@ rank 0, which reports everything.
 import logging
 import socket
 import time
-from typing import Any
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.broker import JOIN_TASK, Dispatcher
+from app.config import Settings
+from app.events.notify import Notifier
 from app.gangs import service as gangs
-from app.jobs import service as jobs
-from worker.supervisor import TICK_S, InputGone, Outcome, Supervisor, stop, trainers
-from worker.trainer import entry
+from app.jobs.attempt import InputGone
+from app.jobs.protocol import GangSeat, TrainerPayload
+from app.jobs.transitions import Claim
+from worker import processes
+from worker.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
 GANG_INCOMPLETE = "gang_incomplete"
+# How often a gang's leader looks whether the gang is complete (and renews its lease).
+TICK_S = 0.5
 
 
-def nodes(spec: dict[str, Any]) -> int:
-    return int(spec.get("distributed", {}).get("nodes", 1))
+class Host(Protocol):
+    """The worker's supervisor, as a gang sees it (worker/supervisor.py)."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    notifier: Notifier
+    worker_id: str
+    current_job: str | None
+
+    def tick(self, claim: Claim, outcome: Outcome) -> bool: ...
+
+    def payload(self, claim: Claim) -> TrainerPayload: ...
 
 
 def free_port(host: str) -> int:
@@ -35,10 +53,10 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def lead(supervisor: Supervisor, claim: jobs.Claim, outcome: Outcome) -> dict[str, Any] | None:
-    """Form the job's gang: node 0's part of the payload, or None when the job was
-    cancelled, lost, or went back to the queue because the gang did not form in time."""
-    settings, size = supervisor.settings, nodes(claim.spec)
+def lead(supervisor: Host, claim: Claim, outcome: Outcome) -> GangSeat | None:
+    """Form the job's gang: node 0's seat, or None when the job was cancelled, lost, or
+    went back to the queue because the gang did not form in time."""
+    settings, size = supervisor.settings, claim.spec.distributed.nodes
     host = settings.gang_host
     port = free_port(host)
     with supervisor.sessions() as session:
@@ -49,7 +67,7 @@ def lead(supervisor: Supervisor, claim: jobs.Claim, outcome: Outcome) -> dict[st
             nodes=size,
             address=f"{host}:{port}",
         )
-    device = claim.spec.get("resources", {}).get("device", "auto")
+    device = claim.spec.resources.device
     dispatcher = Dispatcher(settings)
     for _ in range(size - 1):
         dispatcher.try_send(claim.job_id, device, JOIN_TASK)
@@ -60,7 +78,7 @@ def lead(supervisor: Supervisor, claim: jobs.Claim, outcome: Outcome) -> dict[st
             return None
         with supervisor.sessions() as session:
             if gangs.complete(session=session, claim=claim, nodes=size):
-                return {"node": 0, "host": host, "port": port}
+                return GangSeat(node=0, host=host, port=port)
         if time.monotonic() > deadline:
             with supervisor.sessions() as session:
                 requeued = gangs.disband(
@@ -76,7 +94,7 @@ def lead(supervisor: Supervisor, claim: jobs.Claim, outcome: Outcome) -> dict[st
         time.sleep(TICK_S)
 
 
-def follow(supervisor: Supervisor, job_id: str) -> None:
+def follow(supervisor: Host, job_id: str) -> None:
     """Join the job's gang if it has an open slot, and run this node's ranks."""
     with supervisor.sessions() as session:
         seat = gangs.join(session=session, job_id=job_id, worker=supervisor.worker_id)
@@ -89,11 +107,9 @@ def follow(supervisor: Supervisor, job_id: str) -> None:
         logger.warning("cannot join job %s: %s", job_id, error)
         return
     host, port = seat.address.rsplit(":", 1)
-    payload["gang"] = {"node": seat.node, "host": host, "port": int(port)}
-    events, trainer_end = trainers().Pipe(duplex=False)
-    process = trainers().Process(target=entry.child, args=(payload, trainer_end))
-    process.start()
-    trainer_end.close()
+    events, process = processes.start(
+        payload.joining(GangSeat(node=seat.node, host=host, port=int(port)))
+    )
     supervisor.current_job = job_id
     try:
         while process.exitcode is None:
@@ -109,5 +125,5 @@ def follow(supervisor: Supervisor, job_id: str) -> None:
                     break
     finally:
         events.close()
-        stop(process)
+        processes.stop(process)
         supervisor.current_job = None

@@ -7,70 +7,51 @@ job's processes. This process never imports torch.
 """
 
 import contextlib
-import functools
-import json
 import logging
-import multiprocessing
-import multiprocessing.context
 import os
-import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.broker import Dispatcher
 from app.config import Settings
-from app.errors import CheckpointNotFound
 from app.events.notify import Notifier
 from app.events.schemas import NewEvent
 from app.events.service import FenceLost
-from app.jobs import service as jobs
-from app.orm import Dataset
-from app.spec import JobSpec
+from app.jobs import attempt, transitions
+from app.jobs.attempt import InputGone
+from app.jobs.protocol import (
+    MACHINE_FAULTS,
+    NAMED_JOB_FAULTS,
+    STOP_SIGNAL,
+    Fault,
+    TrainerEvent,
+    TrainerFailed,
+    TrainerPayload,
+    TrainerResult,
+)
+from app.jobs.status import JobStatus
+from app.jobs.transitions import Claim
 from app.storage import Storage
-from worker.trainer import entry
+from worker import gang, processes
+from worker.outcome import Outcome
+from worker.processes import TERMINATE_GRACE_S, describe_exit, stop
 
 logger = logging.getLogger(__name__)
 
 # Lease renewal and the cancel check share one tick, so a cancel takes effect within it.
-TICK_S = 0.5
+TICK_S = gang.TICK_S
 # Trainer events are written in batches at most this often (and at the end).
 FLUSH_S = 0.25
-# After SIGTERM, a trainer has this long to exit before SIGKILL.
-TERMINATE_GRACE_S = 3.0
 MAX_REASON = 500
 # Why a worker stops a job that is not finished, each a reason the job's events show.
-CANCELLED = "cancelled"
+CANCELLED = transitions.CANCELLED
 WORKER_STOPPING = "worker_stopping"
 TIMEOUT = "timeout"  # past TAAS_MAX_RUNTIME_S: checkpointed, then failed
-# A trainer that dies without saying why (killed, crashed) failed for the machine's sake.
-TRAINER_LOST = "trainer_lost"
-# Faults that are the job's own and fail it at once, named by their kind.
-NAMED_JOB_FAULTS = (entry.DIVERGED, entry.OUT_OF_MEMORY, entry.SHAPE_ERROR)
-
-
-class InputGone(Exception):
-    """A dataset or checkpoint the job names no longer exists: the job's own failure."""
-
-
-@dataclass
-class Outcome:
-    result: dict[str, Any] | None = None
-    timings: dict[str, Any] | None = None
-    error: str | None = None
-    # Whose fault the error is (entry.py's kinds); None for the job's own failures found
-    # before training (a deleted dataset).
-    fault: str | None = None
-    cancelled: bool = False
-    lost: bool = False
-    # Why the trainer was asked to checkpoint and stop, once it was.
-    stopped_for: str | None = None
-    pending: list[NewEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -92,7 +73,7 @@ class Supervisor:
     def run(self, job_id: str) -> None:
         """Claim the job and see it to its end; a job someone else holds is left alone."""
         with self.sessions() as session:
-            claim = jobs.claim(
+            claim = transitions.claim(
                 session=session,
                 notifier=self.notifier,
                 job_id=job_id,
@@ -113,62 +94,27 @@ class Supervisor:
         finally:
             self.current_job = None
 
-    def dataset_path(self, dataset_id: str | None, tenant: str) -> str | None:
-        if dataset_id is None:
-            return None
+    def payload(self, claim: Claim) -> TrainerPayload:
+        """The trainer's payload, prepared by app in one call; InputGone when an input is."""
         with self.sessions() as session:
-            dataset = session.get(Dataset, dataset_id)
-        # Re-checked here, not only at submit: a job reads only its own tenant's data.
-        if dataset is None or dataset.tenant != tenant:
-            raise InputGone(f"dataset {dataset_id} was deleted")
-        return str(self.storage.path(dataset.path))
+            return attempt.payload(
+                session=session, storage=self.storage, settings=self.settings, claim=claim
+            )
 
-    def payload(self, claim: jobs.Claim) -> dict[str, Any]:
-        try:
-            with self.sessions() as session:
-                start = jobs.start_point(session=session, claim=claim)
-                reported = jobs.reported_epoch(session=session, claim=claim)
-                warm_start = jobs.get(
-                    session=session, job_id=claim.job_id, tenant=claim.tenant
-                ).warm_start
-        except CheckpointNotFound as error:
-            raise InputGone(f"the job's warm start is gone: {error.message}") from error
-        return {
-            "artifacts_dir": str(self.storage.root),
-            "checkpoint_dir": f"checkpoints/{claim.job_id}",
-            "start": start,
-            "reported_epoch": reported,
-            "warm_start": warm_start,
-            "job_id": claim.job_id,
-            "attempt": claim.attempt,
-            "spec": claim.spec,
-            "flops_per_sample": claim.flops_per_sample,
-            "dataset_path": self.dataset_path(claim.dataset_id, claim.tenant),
-            "val_dataset_path": self.dataset_path(
-                claim.spec["training"].get("val_dataset"), claim.tenant
-            ),
-            "claimed_at": claim.claimed_at.timestamp(),
-            "step_metric_interval_s": self.settings.step_metric_interval_s,
-        }
-
-    def supervise(self, claim: jobs.Claim) -> Outcome:
+    def supervise(self, claim: Claim) -> Outcome:
         try:
             payload = self.payload(claim)
         except InputGone as error:
             return Outcome(error=str(error))
-        from worker import gang  # it builds on this module
-
-        if gang.nodes(claim.spec) > 1:  # a multi-worker job: its gang forms first
+        if claim.spec.distributed.nodes > 1:  # a multi-worker job: its gang forms first
             gang_outcome = Outcome()
-            payload["gang"] = gang.lead(self, claim, gang_outcome)
-            if payload["gang"] is None:
+            seat = gang.lead(self, claim, gang_outcome)
+            if seat is None:
                 return gang_outcome
-        events, trainer_end = trainers().Pipe(duplex=False)
-        process = trainers().Process(target=entry.child, args=(payload, trainer_end))
-        process.start()
-        trainer_end.close()  # the trainer holds the only writer: its exit is our EOF
+            payload = payload.joining(seat)
+        events, process = processes.start(payload)
         outcome = Outcome()
-        distributed = JobSpec.model_validate(claim.spec).distributed.world_size > 1
+        distributed = claim.spec.distributed.world_size > 1
         started = last_flush = last_tick = time.monotonic()
         # The claim has just set the lease; each renewal moves this on. Past it another
         # worker may hold the job, so this one stops its trainer without another write.
@@ -215,7 +161,7 @@ class Supervisor:
             stop(process)
         code = process.exitcode
         if code not in (0, None) and outcome.error is None and outcome.stopped_for is None:
-            outcome.error, outcome.fault = describe_exit(code), TRAINER_LOST
+            outcome.error, outcome.fault = describe_exit(code), Fault.TRAINER_LOST
             outcome.pending.append(
                 NewEvent(type="log", data={"level": "error", "message": outcome.error})
             )
@@ -228,24 +174,26 @@ class Supervisor:
         outcome.stopped_for = reason
         assert process.pid is not None
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, entry.STOP_SIGNAL)
+            os.kill(process.pid, STOP_SIGNAL)
 
     def take(self, line: bytes, outcome: Outcome) -> None:
-        message = json.loads(line)
-        kind, data = message["type"], message["data"]
-        when = _utc(message["time"])
+        message = TrainerEvent.model_validate_json(line)
+        kind, data = message.type, message.data
+        when = datetime.fromtimestamp(message.time, UTC)
         if kind == "error":
-            outcome.error, outcome.fault = data["message"], data.get("fault")
+            failed = TrainerFailed.model_validate(data)
+            outcome.error, outcome.fault = failed.message, failed.fault
             outcome.pending.append(NewEvent(type="log", data={"level": "error", **data}, time=when))
             return
         if kind == "result":
-            outcome.result, outcome.timings = data["result"], data["timings"]
+            ended = TrainerResult.model_validate(data)
+            outcome.result, outcome.timings = ended.result, ended.timings.model_dump()
         outcome.pending.append(NewEvent(type=kind, data=data, time=when))
 
-    def store(self, claim: jobs.Claim, outcome: Outcome) -> None:
+    def store(self, claim: Claim, outcome: Outcome) -> None:
         """Write the pending events under the claim's fence (raises FenceLost, OperationalError)."""
         with self.sessions() as session:
-            pruned = jobs.record(
+            pruned = transitions.record(
                 session=session, notifier=self.notifier, claim=claim, new=outcome.pending
             )
         outcome.pending = []
@@ -253,7 +201,7 @@ class Supervisor:
         for path in pruned:
             self.storage.delete(path)
 
-    def flush(self, claim: jobs.Claim, outcome: Outcome) -> None:
+    def flush(self, claim: Claim, outcome: Outcome) -> None:
         try:
             self.store(claim, outcome)
         except FenceLost:
@@ -265,11 +213,11 @@ class Supervisor:
             # Kept pending: written once the database answers again.
             logger.warning("could not store events of job %s yet: %s", claim.job_id, error)
 
-    def tick(self, claim: jobs.Claim, outcome: Outcome) -> bool:
+    def tick(self, claim: Claim, outcome: Outcome) -> bool:
         """Renew the lease and read the cancel flag; whether the lease was renewed."""
         try:
             with self.sessions() as session:
-                outcome.cancelled = jobs.renew(
+                outcome.cancelled = transitions.renew(
                     session=session, claim=claim, lease_ttl_s=self.settings.lease_ttl_s
                 )
         except FenceLost:
@@ -281,7 +229,7 @@ class Supervisor:
             return True
         return False
 
-    def record_end(self, claim: jobs.Claim, outcome: Outcome) -> None:
+    def record_end(self, claim: Claim, outcome: Outcome) -> None:
         """Store the rest of the job's events and its end, retrying while the database is
         away for as long as the lease lasts (the writes are fenced, so retries are safe);
         after that the reaper takes the job back."""
@@ -302,33 +250,34 @@ class Supervisor:
                 logger.warning("could not record the end of job %s yet: %s", claim.job_id, error)
                 time.sleep(TICK_S)
 
-    def write_end(self, claim: jobs.Claim, outcome: Outcome) -> None:
+    def write_end(self, claim: Claim, outcome: Outcome) -> None:
         """The job's end as the outcome says: finished (succeeded, failed, cancelled) by the
         job itself, or handed back to the queue when the machine failed or is stopping."""
         if outcome.cancelled:
-            status, reason = "cancelled", CANCELLED
+            status, reason = JobStatus.CANCELLED, CANCELLED
         elif outcome.error is None and outcome.result is not None:
-            status, reason = "succeeded", str(outcome.result.get("stopped", "completed"))
+            status, reason = JobStatus.SUCCEEDED, str(outcome.result.get("stopped", "completed"))
         elif outcome.stopped_for == TIMEOUT:
             # Its checkpoints stay, the stop checkpoint newest: POST /v1/jobs/{id}/resume
             # continues exactly where the limit stopped it.
-            status, reason = "failed", TIMEOUT
-        elif outcome.error is not None and outcome.fault not in (
-            entry.INFRASTRUCTURE,
-            TRAINER_LOST,
-        ):
-            status = "failed"
-            reason = outcome.fault if outcome.fault in NAMED_JOB_FAULTS else outcome.error
+            status, reason = JobStatus.FAILED, TIMEOUT
+        elif outcome.error is not None and outcome.fault not in MACHINE_FAULTS:
+            status = JobStatus.FAILED
+            reason = (
+                outcome.fault
+                if outcome.fault is not None and outcome.fault in NAMED_JOB_FAULTS
+                else outcome.error
+            )
         else:
             # Stopping on request is no failure; a trainer lost to the machine counts.
             restart = outcome.stopped_for is None
             reason = outcome.stopped_for or (
                 outcome.error
-                if outcome.fault == entry.INFRASTRUCTURE and outcome.error
-                else TRAINER_LOST
+                if outcome.fault == Fault.INFRASTRUCTURE and outcome.error
+                else Fault.TRAINER_LOST
             )
             with self.sessions() as session:
-                job = jobs.release(
+                job = transitions.release(
                     session=session,
                     notifier=self.notifier,
                     claim=claim,
@@ -336,64 +285,16 @@ class Supervisor:
                     restart=restart,
                     max_restarts=self.settings.max_restarts,
                 )
-            if job.status == "queued":
+            if job.status == JobStatus.QUEUED:
                 self.dispatcher.try_send(job.id, job.device)
             return
         with self.sessions() as session:
-            jobs.finish(
+            transitions.finish(
                 session=session,
                 notifier=self.notifier,
                 claim=claim,
                 status=status,
                 reason=reason[:MAX_REASON],
-                result=outcome.result if status == "succeeded" else None,
+                result=outcome.result if status == JobStatus.SUCCEEDED else None,
                 timings=outcome.timings,
             )
-
-
-@functools.cache
-def trainers() -> multiprocessing.context.ForkServerContext:
-    """Trainer processes come from a fork server that has imported torch and the engine
-    once, so a job starts training in milliseconds; this process never imports torch."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(entry.PRELOAD)
-    return context
-
-
-def warm_up() -> None:
-    """Start the fork server (importing torch there) before the first job needs it."""
-    process = trainers().Process(target=entry.ready)
-    process.start()
-    process.join()
-
-
-def _signal_group(process: BaseProcess, signum: int) -> None:
-    assert process.pid is not None
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:  # not yet its own group leader, or already gone
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signum)
-
-
-def stop(process: BaseProcess) -> None:
-    """End the trainer's whole process group: politely, then for sure."""
-    if process.exitcode is not None:
-        return
-    _signal_group(process, signal.SIGTERM)
-    process.join(TERMINATE_GRACE_S)
-    if process.exitcode is None:
-        _signal_group(process, signal.SIGKILL)
-        process.join()
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
-        hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"the trainer was killed by {name}{hint}"
-    return f"the trainer exited with code {returncode}"
-
-
-def _utc(epoch_s: float) -> datetime:
-    return datetime.fromtimestamp(epoch_s, UTC)

@@ -13,13 +13,14 @@ from app.broker import JOIN_TASK, TRAIN_TASK, Dispatcher
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.events.notify import make_notifier
-from app.jobs import service as jobs
+from app.jobs import transitions as jobs
 from app.orm.base import utcnow
 from app.storage import Storage
-from app.sweeps import service as sweeps
+from app.sweeps import advance as sweeps
 from app.workers import service as workers
 from worker import gang
-from worker.supervisor import Supervisor, warm_up
+from worker.processes import warm_up
+from worker.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from fastapi.responses import FileResponse
 
 from app.checkpoints import service
 from app.checkpoints.schemas import CheckpointOut, CheckpointPage
-from app.deps import CallerDep, ServicesDep, SessionDep
+from app.deps import CallerDep, PageDep, ServicesDep, SessionDep
 from app.openapi import binary_download, errors
 from app.spec.schemas import NAME_PATTERN
 
@@ -42,18 +42,17 @@ def upload_checkpoint(
 def list_checkpoints(
     caller: CallerDep,
     session: SessionDep,
-    services: ServicesDep,
+    page: PageDep,
     job_id: Annotated[str | None, Query(max_length=64, description="Only this job's.")] = None,
-    limit: Annotated[int, Query(ge=1)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CheckpointPage:
     """List checkpoints, uploaded and saved by jobs, newest first; follow `next_cursor`."""
-    limit = min(limit, services.settings.page_size_max)
     rows = service.page(
-        session=session, tenant=caller.tenant, job_id=job_id, cursor=cursor, limit=limit
+        session=session, tenant=caller.tenant, job_id=job_id, cursor=page.cursor, limit=page.limit
     )
-    next_cursor = rows[-1].id if len(rows) == limit else None
-    return CheckpointPage(items=[service.describe(r) for r in rows], next_cursor=next_cursor)
+    return CheckpointPage(
+        items=[service.describe(r) for r in rows],
+        next_cursor=page.next_cursor(rows, lambda row: row.id),
+    )
 
 
 @router.get("/{checkpoint_id}", response_model=CheckpointOut, responses=errors(404))

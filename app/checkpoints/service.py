@@ -15,9 +15,11 @@ from app.checkpoints.safetensors_header import read_header
 from app.checkpoints.schemas import CheckpointOut, TensorOut
 from app.errors import AppError, CheckpointNotFound, UploadInvalid, UploadTooLarge
 from app.ids import new_id
+from app.jobs.protocol import CheckpointSaved, StartPoint
 from app.orm import Checkpoint
 from app.spec.compat import same_parameter_twice
-from app.spec.schemas import CheckpointPolicy, maximized
+from app.spec.optimization import Target, maximized
+from app.spec.schemas import CheckpointPolicy
 from app.storage import StagedFile, Storage
 
 __all__ = [
@@ -193,41 +195,39 @@ def checkpoint_name(kind: str, epoch: int) -> str:
 
 
 def record_saved(
-    session: Session, *, job_id: str, tenant: str, saved: Mapping[str, Any]
+    session: Session, *, job_id: str, tenant: str, saved: CheckpointSaved
 ) -> Checkpoint:
     """Record a checkpoint a job's trainer wrote: the data of its `checkpoint` event."""
     checkpoint = Checkpoint(
-        id=saved["id"],
+        id=saved.id,
         tenant=tenant,
         job_id=job_id,
-        name=checkpoint_name(saved["kind"], saved["epoch"]),
-        kind=saved["kind"],
-        epoch=saved["epoch"],
-        step=saved["step"],
-        metrics=saved["metrics"],
-        tensors=saved["tensors"],
-        bytes=saved["bytes"],
-        sha256=saved["sha256"],
-        path=saved["path"],
-        state_sha256=saved["state_sha256"],
+        name=checkpoint_name(saved.kind, saved.epoch),
+        kind=saved.kind,
+        epoch=saved.epoch,
+        step=saved.step,
+        metrics=saved.metrics,
+        tensors=saved.tensors,
+        bytes=saved.bytes,
+        sha256=saved.sha256,
+        path=saved.path,
+        state_sha256=saved.state_sha256,
     )
     repository.add(session, checkpoint)
     return checkpoint
 
 
-def best_metric(
-    policy: CheckpointPolicy, target: Mapping[str, Any] | None, seen: Mapping[str, Any]
-) -> str:
+def best_metric(policy: CheckpointPolicy, target: Target | None, seen: Mapping[str, Any]) -> str:
     """What `best` means for a job: the policy's metric, else its target's, else validation."""
     if policy.metric is not None:
         return policy.metric
     if target is not None:
-        return str(target["metric"])
+        return target.metric
     return next((m for m in ("val_accuracy", "val_loss") if m in seen), "train_loss")
 
 
 def prune(
-    session: Session, *, job_id: str, policy: CheckpointPolicy, target: Mapping[str, Any] | None
+    session: Session, *, job_id: str, policy: CheckpointPolicy, target: Target | None
 ) -> list[str]:
     """Drop the epoch checkpoints the job's policy no longer keeps (final weights always
     stay); their paths, for the caller to delete once the transaction has committed."""
@@ -263,13 +263,13 @@ def final_of_job(session: Session, job_id: str) -> Checkpoint | None:
 
 def start(
     checkpoint: Checkpoint, *, load: list[str], freeze: list[str], resume: bool
-) -> dict[str, Any]:
+) -> StartPoint:
     """What a trainer needs to start from `checkpoint` (paths relative to the artifacts)."""
-    return {
-        "checkpoint": checkpoint.id,
-        "path": checkpoint.path,
-        "sha256": checkpoint.sha256,
-        "state_sha256": checkpoint.state_sha256 if resume else None,
-        "load": load,
-        "freeze": freeze,
-    }
+    return StartPoint(
+        checkpoint=checkpoint.id,
+        path=checkpoint.path,
+        sha256=checkpoint.sha256,
+        state_sha256=checkpoint.state_sha256 if resume else None,
+        load=load,
+        freeze=freeze,
+    )

@@ -13,8 +13,8 @@ from websockets.sync.client import connect as ws_connect
 from app.cli.app import Token, Url, cli, connect, console
 from app.cli.errors import CliError
 from app.cli.http import ApiClient
+from app.jobs.status import TERMINAL, JobStatus
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
 # How long `follow` keeps trying to reconnect to a stream that dropped.
 RECONNECT_S = 30.0
 
@@ -86,7 +86,7 @@ def _follow(client: ApiClient, job_id: str, after: int) -> None:
     job = client.get(f"/v1/jobs/{job_id}")
     shown = {k: job.get(k) for k in ("status", "reason", "result", "timings")}
     console.print_json(data=shown)
-    raise typer.Exit(0 if job["status"] == "succeeded" else 1)
+    raise typer.Exit(0 if job["status"] == JobStatus.SUCCEEDED else 1)
 
 
 def _stream(

@@ -1,7 +1,7 @@
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app.events.service import TERMINAL_STATUSES
+from app.jobs.status import TERMINAL
 from app.orm import Dataset, Job
 
 
@@ -43,7 +43,7 @@ def unfinished_job(session: Session, dataset_id: str) -> tuple[str, str] | None:
         select(Job.id, Job.status)
         .where(
             or_(Job.dataset_id == dataset_id, validates_on == dataset_id),
-            Job.status.not_in(TERMINAL_STATUSES),
+            Job.status.not_in(TERMINAL),
         )
         .order_by(Job.created_at, Job.id)
         .limit(1)

@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from app.datasets import service
 from app.datasets.schemas import DatasetOut, DatasetPage, DatasetUpload, Format, UploadedFile
 from app.datasets.validation import Task
-from app.deps import CallerDep, ServicesDep, SessionDep
+from app.deps import CallerDep, PageDep, ServicesDep, SessionDep
 from app.openapi import errors
 from app.spec.schemas import NAME_PATTERN
 
@@ -66,15 +66,14 @@ def upload_dataset(
 def list_datasets(
     caller: CallerDep,
     session: SessionDep,
-    services: ServicesDep,
-    limit: Annotated[int, Query(ge=1)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    page: PageDep,
 ) -> DatasetPage:
     """List uploaded datasets, newest first."""
-    limit = min(limit, services.settings.page_size_max)
-    rows = service.page(session=session, tenant=caller.tenant, cursor=cursor, limit=limit)
-    next_cursor = rows[-1].id if len(rows) == limit else None
-    return DatasetPage(items=[DatasetOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    rows = service.page(session=session, tenant=caller.tenant, cursor=page.cursor, limit=page.limit)
+    return DatasetPage(
+        items=[DatasetOut.model_validate(r) for r in rows],
+        next_cursor=page.next_cursor(rows, lambda row: row.id),
+    )
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=errors(404))

@@ -7,6 +7,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.events.schemas import NewEvent
+from app.jobs.status import JobStatus
 from app.orm import Event, Job
 
 
@@ -18,7 +19,7 @@ def reserve_seqs(session: Session, job_id: str, count: int, *, fence: int | None
     """
     statement = update(Job).where(Job.id == job_id).values(last_seq=Job.last_seq + count)
     if fence is not None:
-        statement = statement.where(Job.fence == fence, Job.status == "running")
+        statement = statement.where(Job.fence == fence, Job.status == JobStatus.RUNNING)
     return session.execute(statement.returning(Job.last_seq)).scalar_one_or_none()
 
 

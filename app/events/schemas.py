@@ -4,7 +4,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-from app.jobs.schemas import JobResult, JobStatus, Timings
+from app.jobs.schemas import JobResult, Timings
+from app.jobs.status import JobStatus
 from app.openapi import declared_as
 
 EventType = Literal["status", "metric", "log", "checkpoint", "result"]

@@ -10,10 +10,10 @@ from app.errors import AppError, JobNotFound
 from app.events import repository
 from app.events.notify import Wakeups
 from app.events.schemas import EventOut, NewEvent
+from app.jobs.status import TERMINAL
 from app.orm import Event, Job
 from app.orm.base import utcnow
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 REPLAY_PAGE = 500
 
 
@@ -53,7 +53,7 @@ def newest_seq(factory: sessionmaker[Session], job_id: str) -> int | None:
 
 
 def is_terminal(event: EventOut) -> bool:
-    return event.type == "status" and event.data.get("status") in TERMINAL_STATUSES
+    return event.type == "status" and event.data.get("status") in TERMINAL
 
 
 async def follow(
@@ -73,7 +73,7 @@ async def follow(
                 raise JobNotFound(job_id)
             rows = repository.after(session, job_id, cursor, REPLAY_PAGE)
             caught_up = len(rows) < REPLAY_PAGE
-            finished = job.status in TERMINAL_STATUSES and job.last_seq <= cursor + len(rows)
+            finished = job.status in TERMINAL and job.last_seq <= cursor + len(rows)
             return [EventOut.model_validate(row, from_attributes=True) for row in rows], (
                 caught_up and finished
             )

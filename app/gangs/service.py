@@ -9,15 +9,15 @@ no worker waits for ever and no partial gang trains.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.events import service as events
 from app.events.notify import Notifier
 from app.gangs import repository
 from app.jobs import repository as jobs_repository
-from app.jobs.service import Claim, end_timings, status_event
+from app.jobs import transitions
+from app.jobs.status import JobStatus
+from app.jobs.transitions import Claim
 from app.orm import GangSlot
 from app.orm.base import utcnow
 
@@ -63,7 +63,7 @@ def complete(*, session: Session, claim: Claim, nodes: int) -> bool:
 def join(*, session: Session, job_id: str, worker: str) -> Seat | None:
     """Take an open slot of the job's running gang; None when there is none to take."""
     job = jobs_repository.get(session, job_id)
-    if job is None or job.status != "running":
+    if job is None or job.status != JobStatus.RUNNING:
         return None
     leader = repository.leader(session, job_id, job.fence)
     if leader is None or leader.address is None:
@@ -71,17 +71,7 @@ def join(*, session: Session, job_id: str, worker: str) -> Seat | None:
     for slot in repository.open_slots(session, job_id, job.fence):
         if repository.take(session, slot, worker, utcnow()):
             session.commit()
-            claim = Claim(
-                job.id,
-                job.fence,
-                job.attempt,
-                job.started_at or utcnow(),
-                job.spec,
-                job.dataset_id,
-                job.flops_per_sample,
-                job.tenant,
-            )
-            return Seat(claim, slot.node, leader.address)
+            return Seat(Claim.of(job, job.started_at or utcnow()), slot.node, leader.address)
     session.rollback()
     return None
 
@@ -89,7 +79,7 @@ def join(*, session: Session, job_id: str, worker: str) -> Seat | None:
 def still_on(*, session: Session, seat: Seat) -> bool:
     """Whether the gang's job still runs as the attempt this seat joined."""
     job = jobs_repository.get(session, seat.claim.job_id)
-    return job is not None and job.status == "running" and job.fence == seat.claim.fence
+    return job is not None and job.status == JobStatus.RUNNING and job.fence == seat.claim.fence
 
 
 def disband(*, session: Session, notifier: Notifier, claim: Claim, reason: str) -> bool:
@@ -97,24 +87,11 @@ def disband(*, session: Session, notifier: Notifier, claim: Claim, reason: str) 
     that did not form (the fleet shrank below the job's nodes), fail it `unschedulable`;
     False if it was not ours."""
     repository.remove(session, claim.job_id)
-    now = utcnow()
-    released: dict[str, Any] = {"worker": None, "lease_expires_at": None, "fence": claim.fence + 1}
-    status, why = "queued", reason
-    change: dict[str, Any] = {"dispatched_at": now}
-    if repository.requeued_for(session, claim.job_id, reason) + 1 >= GANG_TRIES:
-        job = jobs_repository.get(session, claim.job_id)
-        status, why = "failed", UNSCHEDULABLE
-        change = {"finished_at": now, "timings": end_timings(job, now) if job else {}}
-    moved = jobs_repository.compare_and_set(
-        session,
-        claim.job_id,
-        {"status": "running", "fence": claim.fence},
-        released | change | {"status": status, "reason": why},
+    give_up = repository.requeued_for(session, claim.job_id, reason) + 1 >= GANG_TRIES
+    return transitions.disband(
+        session=session,
+        notifier=notifier,
+        claim=claim,
+        reason=UNSCHEDULABLE if give_up else reason,
+        give_up=give_up,
     )
-    if moved is None:
-        session.rollback()
-        return False
-    events.append(session, claim.job_id, [status_event(status, why)])
-    session.commit()
-    notifier.publish(claim.job_id)
-    return True

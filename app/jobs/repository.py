@@ -3,7 +3,7 @@
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidCursor
+from app.jobs.status import OPEN, JobStatus
 from app.orm import Job, JobTag
 from app.spec.schemas import ID_PATTERN
 
@@ -48,7 +49,7 @@ def page(
     session: Session,
     *,
     tenant: str,
-    status: str | None,
+    status: JobStatus | None,
     tag: str | None,
     cursor: str | None,
     limit: int,
@@ -72,9 +73,29 @@ def page(
     return list(session.scalars(statement))
 
 
-def count(session: Session, *, tenant: str, status: str) -> int:
+def by_ids(session: Session, job_ids: Iterable[str]) -> dict[str, Job]:
+    """The jobs of these ids that exist, by id."""
+    wanted = list(job_ids)
+    if not wanted:
+        return {}
+    return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(wanted)))}
+
+
+def open_tagged(session: Session, tag: str) -> list[str]:
+    """Queued or running jobs carrying `tag`."""
+    statement = select(Job.id).where(Job.tag_rows.any(JobTag.tag == tag), Job.status.in_(OPEN))
+    return list(session.scalars(statement))
+
+
+def count(session: Session, *, tenant: str, status: JobStatus) -> int:
     statement = select(func.count()).where(Job.tenant == tenant, Job.status == status)
     return session.scalar(statement) or 0
+
+
+def count_by_status(session: Session) -> dict[JobStatus, int]:
+    """How many jobs are in each status, over all tenants (statuses with none are absent)."""
+    statement = select(Job.status, func.count()).group_by(Job.status)
+    return {status: count for status, count in session.execute(statement).all()}
 
 
 def by_idempotency_key(session: Session, tenant: str, key: str) -> Job | None:
@@ -110,7 +131,7 @@ def compare_and_set(
 def expired_leases(session: Session, now: datetime, limit: int) -> list[Job]:
     statement = (
         select(Job)
-        .where(Job.status == "running", Job.lease_expires_at < now)
+        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         .order_by(Job.lease_expires_at)
         .limit(limit)
     )
@@ -122,7 +143,7 @@ def undispatched(session: Session, before: datetime, limit: int) -> list[tuple[s
     statement = (
         select(Job.id, Job.device)
         .where(
-            Job.status == "queued",
+            Job.status == JobStatus.QUEUED,
             or_(Job.dispatched_at.is_(None), Job.dispatched_at < before),
         )
         .order_by(Job.priority.desc(), Job.created_at)

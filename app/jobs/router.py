@@ -7,6 +7,7 @@ from app.checkpoints import service as checkpoints
 from app.checkpoints.schemas import CheckpointPage
 from app.deps import (
     CallerDep,
+    PageDep,
     ServicesDep,
     SessionDep,
     WsServicesDep,
@@ -15,7 +16,9 @@ from app.events import service as events
 from app.events.notify import Wakeups
 from app.events.schemas import EventOut, EventPage, MetricPage, MetricRow
 from app.jobs import service
-from app.jobs.schemas import JobOut, JobPage, JobStatus, ResumeRequest
+from app.jobs.attempt import METRICS_MAX
+from app.jobs.schemas import JobOut, JobPage, ResumeRequest
+from app.jobs.status import JobStatus
 from app.openapi import binary_download, errors
 from app.spec import JobSpec
 from app.spec.schemas import SEED_JOB_EXAMPLE
@@ -68,19 +71,23 @@ def submit_job(
 def list_jobs(
     caller: CallerDep,
     session: SessionDep,
-    services: ServicesDep,
+    page: PageDep,
     status: JobStatus | None = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobPage:
     """List jobs, newest first, by status and tag; follow `next_cursor` for more."""
-    limit = min(limit, services.settings.page_size_max)
     jobs = service.page(
-        session=session, tenant=caller.tenant, status=status, tag=tag, cursor=cursor, limit=limit
+        session=session,
+        tenant=caller.tenant,
+        status=status,
+        tag=tag,
+        cursor=page.cursor,
+        limit=page.limit,
     )
-    next_cursor = service.cursor_after(jobs) if len(jobs) == limit else None
-    return JobPage(items=[JobOut.model_validate(job) for job in jobs], next_cursor=next_cursor)
+    return JobPage(
+        items=[JobOut.model_validate(job) for job in jobs],
+        next_cursor=page.next_cursor(jobs, service.cursor_of),
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404))
@@ -197,7 +204,7 @@ def list_metrics(
         int,
         Query(
             ge=2,
-            le=service.METRICS_MAX,
+            le=METRICS_MAX,
             description="Past this many, step metrics are downsampled: each seq range keeps "
             "its lowest and highest train_loss; epoch metrics are always all there.",
         ),

@@ -1,15 +1,12 @@
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import TypeAliasType
 
+from app.jobs.status import JobStatus
 from app.openapi import declared_as
-from app.spec.schemas import MAX_EPOCHS
+from app.spec.base import MAX_EPOCHS
 
-JobStatus = TypeAliasType(
-    "JobStatus", Literal["queued", "running", "succeeded", "failed", "cancelled"]
-)
 # A stored spec is a JobSpec as submitted and dumped; it is not validated again on every
 # read, but it is declared as what it is, so clients get a typed spec.
 StoredSpec = Annotated[dict[str, Any], declared_as("JobSpec")]

@@ -1,8 +1,6 @@
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Query, Response, status
-
-from app.deps import CallerDep, ServicesDep, SessionDep
+from app.deps import CallerDep, PageDep, ServicesDep, SessionDep
 from app.keys import service
 from app.keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyPage, WhoAmI
 from app.openapi import errors
@@ -37,15 +35,14 @@ def whoami(caller: CallerDep) -> WhoAmI:
 def list_keys(
     caller: CallerDep,
     session: SessionDep,
-    services: ServicesDep,
-    limit: Annotated[int, Query(ge=1)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    page: PageDep,
 ) -> KeyPage:
     """List keys, newest first: the admin sees every tenant's, a tenant its own."""
-    limit = min(limit, services.settings.page_size_max)
-    rows = service.page(session=session, caller=caller, cursor=cursor, limit=limit)
-    next_cursor = rows[-1].id if len(rows) == limit else None
-    return KeyPage(items=[KeyOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+    rows = service.page(session=session, caller=caller, cursor=page.cursor, limit=page.limit)
+    return KeyPage(
+        items=[KeyOut.model_validate(r) for r in rows],
+        next_cursor=page.next_cursor(rows, lambda row: row.id),
+    )
 
 
 @router.delete(

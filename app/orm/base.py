@@ -3,10 +3,12 @@
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, DateTime, MetaData, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from app.jobs.status import JobStatus
 
 # Named constraints make migrations deterministic on SQLite and Postgres alike.
 NAMING_CONVENTION = {
@@ -35,6 +37,19 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JobStatusColumn(TypeDecorator[JobStatus]):
+    """A job's status as its JobStatus word: stored as the plain string it always was."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else JobStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
+        return None if value is None else JobStatus(value)
 
 
 def utcnow() -> datetime:

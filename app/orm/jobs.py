@@ -4,7 +4,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.orm.base import Base, utcnow
+from app.jobs.status import JobStatus
+from app.orm.base import Base, JobStatusColumn, utcnow
 
 
 class Job(Base):
@@ -20,7 +21,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(JobStatusColumn())
     reason: Mapped[str | None] = mapped_column(String(500))
     spec: Mapped[dict[str, Any]]
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"))

@@ -2,6 +2,8 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+MAX_EPOCHS = 10_000
+
 
 class Strict(BaseModel):
     """Unknown fields are errors (a typo is a 422 naming it, not a silently ignored option),

@@ -17,7 +17,8 @@ from pydantic import Field, JsonValue, model_validator
 from typing_extensions import TypeAliasType
 
 from app.spec.base import Pair, Strict
-from app.spec.schemas import MAX_SEED, NAME_PATTERN, JobSpec, Target, maximized
+from app.spec.optimization import Target, maximized
+from app.spec.schemas import MAX_SEED, NAME_PATTERN, JobSpec
 
 MAX_TRIALS = 256
 MAX_PATHS = 16

@@ -1,13 +1,14 @@
-"""SQL for sweeps: pages, the advancing turn, and the jobs behind a sweep's trials."""
+"""SQL for sweeps: pages, the trial of a job, and the advancing turn (the jobs behind the
+trials are the jobs repository's)."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.orm import Job, JobTag, Sweep, Trial
+from app.jobs.status import JobStatus
+from app.orm import Sweep, Trial
 
 
 def get(session: Session, sweep_id: str) -> Sweep | None:
@@ -29,27 +30,12 @@ def page(session: Session, *, tenant: str, limit: int) -> list[Sweep]:
 
 
 def running(session: Session, limit: int) -> list[str]:
-    statement = select(Sweep.id).where(Sweep.status == "running").limit(limit)
+    statement = select(Sweep.id).where(Sweep.status == JobStatus.RUNNING).limit(limit)
     return list(session.scalars(statement))
 
 
 def sweep_of_job(session: Session, job_id: str) -> str | None:
     return session.scalar(select(Trial.sweep_id).where(Trial.job_id == job_id))
-
-
-def jobs(session: Session, job_ids: Iterable[str]) -> dict[str, Job]:
-    wanted = list(job_ids)
-    if not wanted:
-        return {}
-    return {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(wanted)))}
-
-
-def open_tagged(session: Session, tag: str) -> list[str]:
-    """Queued or running jobs carrying `tag`."""
-    statement = select(Job.id).where(
-        Job.tag_rows.any(JobTag.tag == tag), Job.status.in_(("queued", "running"))
-    )
-    return list(session.scalars(statement))
 
 
 def take_turn(session: Session, sweep_id: str, now: datetime, until: datetime) -> bool:
@@ -58,7 +44,7 @@ def take_turn(session: Session, sweep_id: str, now: datetime, until: datetime) -
         update(Sweep)
         .where(
             Sweep.id == sweep_id,
-            Sweep.status == "running",
+            Sweep.status == JobStatus.RUNNING,
             or_(Sweep.advancing_until.is_(None), Sweep.advancing_until < now),
         )
         .values(advancing_until=until)

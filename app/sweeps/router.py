@@ -1,8 +1,6 @@
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, status
-from starlette.concurrency import run_in_threadpool
 
 from app.deps import (
     CallerDep,
@@ -13,7 +11,7 @@ from app.deps import (
 from app.openapi import errors
 from app.spec.sweeps import SweepSpec
 from app.streams import open_stream, serve
-from app.sweeps import service
+from app.sweeps import advisor, lifecycle
 from app.sweeps.schemas import AdviseRequest, SweepOut, SweepPage
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
@@ -28,7 +26,7 @@ def create_sweep(
 ) -> SweepOut:
     """Fan a job out into trials over a space of spec fields; every trial is validated
     before any runs."""
-    sweep = service.create(
+    sweep = lifecycle.create(
         session=session,
         dispatcher=services.dispatcher,
         notifier=services.notifier,
@@ -36,7 +34,7 @@ def create_sweep(
         tenant=caller.tenant,
         spec=spec,
     )
-    return service.describe(session=session, sweep=sweep)
+    return lifecycle.describe(session=session, sweep=sweep)
 
 
 @advise_router.post(
@@ -47,7 +45,7 @@ def advise(
 ) -> SweepOut:
     """Which optimizer, batch size, schedule and precision reach the target fastest: a
     ready-made halving sweep that runs the base spec too; follow it as a sweep."""
-    sweep = service.advise(
+    sweep = advisor.advise(
         session=session,
         dispatcher=services.dispatcher,
         notifier=services.notifier,
@@ -55,7 +53,7 @@ def advise(
         tenant=caller.tenant,
         request=request,
     )
-    return service.describe(session=session, sweep=sweep)
+    return lifecycle.describe(session=session, sweep=sweep)
 
 
 @router.get("", response_model=SweepPage)
@@ -67,9 +65,9 @@ def list_sweeps(
 ) -> SweepPage:
     """The tenant's newest sweeps."""
     limit = min(limit, services.settings.page_size_max)
-    sweeps = service.page(session=session, tenant=caller.tenant, limit=limit)
+    sweeps = lifecycle.page(session=session, tenant=caller.tenant, limit=limit)
     return SweepPage(
-        items=[service.describe(session=session, sweep=sweep) for sweep in sweeps],
+        items=[lifecycle.describe(session=session, sweep=sweep) for sweep in sweeps],
         next_cursor=None,
     )
 
@@ -77,8 +75,8 @@ def list_sweeps(
 @router.get("/{sweep_id}", response_model=SweepOut, responses=errors(404))
 def get_sweep(sweep_id: str, caller: CallerDep, session: SessionDep) -> SweepOut:
     """A sweep: its trials, leaderboard, best configuration and what mattered."""
-    sweep = service.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
-    return service.describe(session=session, sweep=sweep)
+    sweep = lifecycle.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
+    return lifecycle.describe(session=session, sweep=sweep)
 
 
 @router.post(
@@ -91,10 +89,10 @@ def cancel_sweep(
     sweep_id: str, caller: CallerDep, session: SessionDep, services: ServicesDep
 ) -> SweepOut:
     """Cancel every open trial; no further trial starts (409 once the sweep has ended)."""
-    sweep = service.cancel(
+    sweep = lifecycle.cancel(
         session=session, notifier=services.notifier, sweep_id=sweep_id, tenant=caller.tenant
     )
-    return service.describe(session=session, sweep=sweep)
+    return lifecycle.describe(session=session, sweep=sweep)
 
 
 @router.websocket("/{sweep_id}/stream")
@@ -105,21 +103,13 @@ async def stream_sweep(websocket: WebSocket, sweep_id: str, services: WsServices
     if caller is None:
         return
 
-    def read() -> SweepOut:
-        with services.sessions() as session:
-            sweep = service.get(session=session, sweep_id=sweep_id, tenant=caller.tenant)
-            return service.describe(session=session, sweep=sweep)
-
     async def send_changes() -> None:
-        sent = None
-        while True:
-            view = await run_in_threadpool(read)
-            shown = view.model_dump_json()
-            if shown != sent:
-                await websocket.send_text(f'{{"type":"sweep","data":{shown}}}')
-                sent = shown
-            if view.status in service.TERMINAL:
-                return
-            await asyncio.sleep(services.settings.event_poll_s)
+        async for view in lifecycle.changes(
+            services.sessions,
+            sweep_id=sweep_id,
+            tenant=caller.tenant,
+            poll_s=services.settings.event_poll_s,
+        ):
+            await websocket.send_text(f'{{"type":"sweep","data":{view.model_dump_json()}}}')
 
     await serve(websocket, services, caller, send_changes())

@@ -4,11 +4,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypeAliasType
 
-from app.jobs.schemas import JobStatus
+from app.jobs.status import JobStatus
 from app.openapi import declared_as
 from app.spec import JobSpec
 from app.spec.base import Strict
-from app.spec.schemas import NAME_PATTERN, Target
+from app.spec.optimization import Target
+from app.spec.schemas import NAME_PATTERN
 from app.spec.sweeps import Budget
 
 SweepStatus = TypeAliasType("SweepStatus", Literal["running", "succeeded", "failed", "cancelled"])

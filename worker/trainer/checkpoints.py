@@ -8,13 +8,15 @@ recorded in the database, are checked before they are loaded.
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
+from app.jobs.protocol import CheckpointFiles
 from app.spec.compat import canonical
 from app.storage import Storage
 
@@ -83,3 +85,23 @@ def read_state(directory: Path, expected_sha256: str) -> dict[str, Any]:
         raise CheckpointCorrupt(f"{path} does not match its recorded sha256")
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     return state
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Weights to load before training (by their names in the bare net), and the
+    parameter-name prefixes to freeze."""
+
+    weights: dict[str, Tensor]
+    freeze: list[str]
+
+    def apply(self, net: nn.Module) -> None:
+        _, unexpected = net.load_state_dict(self.weights, strict=False)
+        assert not unexpected, unexpected  # the API planned exactly the tensors that fit
+        for name, param in net.named_parameters():
+            if any(name.startswith(prefix) for prefix in self.freeze):
+                param.requires_grad_(False)
+
+
+class CheckpointStore(Protocol):
+    def save(self, weights: dict[str, Tensor], state: dict[str, Any]) -> CheckpointFiles: ...

@@ -35,6 +35,7 @@ from torch.multiprocessing.spawn import (
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 
+from app.jobs.protocol import GangSeat, TrainerPayload
 from app.spec import JobSpec
 from worker.trainer.data import Split, batches
 
@@ -119,7 +120,7 @@ class World:
 
 Emit = Callable[[str, dict[str, Any]], None]
 # One rank's training: (payload, emit, world); raises on the job's failure.
-Fit = Callable[[dict[str, Any], Emit, World], None]
+Fit = Callable[[TrainerPayload, Emit, World], None]
 
 
 def ddp_device(spec: JobSpec) -> tuple[str, str]:
@@ -141,20 +142,21 @@ def ddp_device(spec: JobSpec) -> tuple[str, str]:
     return device, backend
 
 
-def launch(payload: dict[str, Any], spec: JobSpec, emit: Emit, fit: Fit) -> None:
+def launch(payload: TrainerPayload, emit: Emit, fit: Fit) -> None:
     """Run this worker's ranks of the job to their end; raise with the first failing
     rank's error. A multi-worker job's payload names this worker's `gang` node and node
     0's rendezvous address; node 0 hosts the rendezvous, on one worker on a free port."""
+    spec = payload.spec
     local = spec.distributed.processes
     size = spec.distributed.world_size
-    gang = payload.get("gang") or {"node": 0, "host": RENDEZVOUS_HOST, "port": 0}
-    node = gang["node"]
+    gang = payload.gang or GangSeat(node=0, host=RENDEZVOUS_HOST, port=0)
+    node = gang.node
     device, backend = ddp_device(spec)
     timeout = timedelta(seconds=COLLECTIVE_TIMEOUT_S)
     store = (
         TCPStore(
-            gang["host"],
-            gang["port"],
+            gang.host,
+            gang.port,
             size,
             is_master=True,
             wait_for_workers=False,
@@ -163,7 +165,7 @@ def launch(payload: dict[str, Any], spec: JobSpec, emit: Emit, fit: Fit) -> None
         if node == 0
         else None
     )
-    host, port = gang["host"], store.port if store is not None else gang["port"]
+    host, port = gang.host, store.port if store is not None else gang.port
     cores = len(os.sched_getaffinity(0))
     threads = max(1, cores // local) if device == "cpu" else 1
     emit(
@@ -172,7 +174,7 @@ def launch(payload: dict[str, Any], spec: JobSpec, emit: Emit, fit: Fit) -> None
             "level": "info",
             "message": f"data-parallel on {local} {device} processes ({backend}), "
             f"{threads} threads each"
-            + (f", node {node} of {spec.distributed.nodes}" if payload.get("gang") else ""),
+            + (f", node {node} of {spec.distributed.nodes}" if payload.gang else ""),
             "world_size": size,
         },
     )
@@ -233,7 +235,7 @@ def _rank(
     device_type: str,
     backend: str,
     threads: int,
-    payload: dict[str, Any],
+    payload: TrainerPayload,
     emit: Emit,
     fit: Fit,
     errors: "multiprocessing.SimpleQueue[str]",

@@ -7,29 +7,18 @@ it as the target without importing torch.
 """
 
 import os
-import signal
 import sys
 from multiprocessing.connection import Connection
-from typing import Any
+
+from app.jobs.protocol import TrainerPayload
 
 # torch imports torch._dynamo lazily when the first optimizer is built (about a second,
 # 800 modules): import it in the fork server too, so no trainer pays for it. Imports only:
 # nothing here may start threads or touch CUDA before the fork.
 PRELOAD = ["worker.trainer.run", "torch._dynamo"]
-# The supervisor's request to a trainer: save a checkpoint where you are, then exit.
-STOP_SIGNAL = signal.SIGUSR1
-
-# Why a trainer failed, as the supervisor must know it: the job's own faults fail the job
-# at once (running it again would fail the same way); the machine's send it back to the
-# queue, to run again up to max_restarts times.
-DIVERGED = "diverged"
-OUT_OF_MEMORY = "out_of_memory"
-SHAPE_ERROR = "shape_error"
-JOB_ERROR = "job_error"
-INFRASTRUCTURE = "infrastructure"
 
 
-def child(payload: dict[str, Any], events: Connection) -> None:
+def child(payload: TrainerPayload, events: Connection) -> None:
     """The trainer: its own process group (so cancel kills exactly it), then the job."""
     os.setsid()
     from worker.trainer.run import train  # preloaded by the fork server: no import cost

@@ -12,13 +12,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from app.spec import JobSpec
 from app.spec.layers import Layer
-from app.spec.schemas import Optimizer
+from app.spec.optimization import Optimizer
 from worker.trainer.data import Split
+from worker.trainer.devices import pick_precision, precision_name
 from worker.trainer.optim import build_optimizer
 
 # torch.compile costs tens of seconds and saves at most a few milliseconds a step, so
@@ -165,3 +168,49 @@ def probe_batch_size(
     best = max(measured.values())
     chosen = min(b for b, throughput in measured.items() if throughput * CLEARLY_FASTER >= best)
     return chosen, measured
+
+
+# The batch a precision probe measures at when the batch size is itself `auto`.
+PRECISION_PROBE_BATCH = 256
+
+
+def choose_settings(
+    spec: JobSpec,
+    probe: Probe,
+    *,
+    world_size: int,
+    channels_last: bool,
+    resume: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Batch size and precision as the spec gives them, `auto` resolved by a probe: the
+    settings, what the probe measured, and how long it took. A resumed attempt keeps its
+    first attempt's choices, so it retrains the same steps."""
+    training = spec.training
+    threads = torch.get_num_threads()
+    if resume is not None and "settings" in resume:
+        return {**resume["settings"], "channels_last": channels_last, "threads": threads}, {}, 0.0
+    n_train = len(probe.train)
+    match training.batch_size:
+        case "full":
+            nominal = n_train
+        case "auto":
+            nominal = min(PRECISION_PROBE_BATCH, n_train)
+        case int(size):
+            nominal = min(size, n_train)
+    dtype = pick_precision(training.precision, probe.device)
+    probed: dict[str, Any] = {}
+    started = time.perf_counter()
+    cpu_bf16 = probe.device.type == "cpu" and cpu_has_native_bf16()
+    # DDP ranks do not probe: each would measure its own answer, and they must agree.
+    if training.precision == "auto" and cpu_bf16 and world_size == 1:
+        dtype, probed["precision"] = probe_precision(probe, nominal)
+    batch_size = nominal
+    if training.batch_size == "auto":
+        batch_size, probed["batch_size"] = probe_batch_size(probe, dtype)
+    settings = {
+        "batch_size": batch_size,
+        "precision": precision_name(dtype),
+        "channels_last": channels_last,
+        "threads": threads,
+    }
+    return settings, probed, (time.perf_counter() - started if probed else 0.0)

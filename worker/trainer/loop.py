@@ -10,141 +10,35 @@ Rules that keep it as fast as a hand-written loop:
 
 import contextlib
 import math
-import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NoReturn, Protocol, cast
+from typing import Any, NoReturn
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from app.jobs.protocol import CheckpointKind, CheckpointSaved, Timings
 from app.spec import JobSpec
-from app.spec.schemas import OneCycleSchedule, Optimizer, Schedule, maximized
+from app.spec.optimization import maximized
 from worker.trainer import levers
-from worker.trainer.data import Split, Splits, eval_batches
+from worker.trainer.checkpoints import CheckpointStore, WarmStart
+from worker.trainer.clock import Clock
+from worker.trainer.data import Splits, eval_batches
+from worker.trainer.devices import (
+    PRECISIONS,
+    channels_last,
+    compiled,
+    peak_memory_mb,
+)
 from worker.trainer.distributed import World
 from worker.trainer.nets import build_net
-from worker.trainer.optim import LrSchedule, build_optimizer
+from worker.trainer.optim import LrSchedule, build_optimizer, scaled_lr
+from worker.trainer.stopping import Stopped, StopRequest, finite
 
 Emit = Callable[[str, dict[str, Any]], None]
 EVAL_BATCH = 4096
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "fp32": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-}
-# The batch a precision probe measures at when the batch size is itself `auto`.
-PRECISION_PROBE_BATCH = 256
-
-
-def compiled(net: nn.Module) -> Callable[[Tensor], Tensor]:
-    return cast(Callable[[Tensor], Tensor], torch.compile(net))
-
-
-class Diverged(Exception):
-    """The loss became NaN or infinite: the job's own failure, not the worker's."""
-
-
-class Stopped(Exception):
-    """The trainer was asked to stop: it saved a checkpoint where it was, and the job goes
-    on from there elsewhere (or, when cancelled, can be resumed from it)."""
-
-
-@dataclass
-class StopRequest:
-    """Set from outside (a signal handler) to ask for a checkpoint and a stop at the next
-    step; the loop reads one attribute per step, which costs nothing measurable."""
-
-    requested: bool = False
-
-
-def pick_device(requested: str) -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("the job asks for cuda but this worker has no GPU")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
-def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32. `auto` never picks a slower path."""
-    if requested == "auto":
-        # bf16 has fp32's range (no loss scaling) and runs on tensor cores from Ampere on;
-        # older GPUs get fp16 with a scaler. On a CPU, bf16 is only ever faster with AMX,
-        # and even then not for every net: the Trainer probes it (levers.probe_precision).
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
-    return PRECISIONS[requested]
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    return next(name for name, known in PRECISIONS.items() if known is dtype)
-
-
-def channels_last(split: Split) -> Split:
-    """Images (N, C, H, W) stored channels-last; batches indexed from them stay so."""
-    if split.x.dim() != 4:
-        return split
-    return Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """The most memory training held: on CUDA the tensors' peak, on CPU the process's
-    peak resident set (which counts the interpreter and torch itself, like any loop's)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux: KiB
-
-
-def finite(metrics: dict[str, float], epoch: int) -> dict[str, float]:
-    """The metrics, unless one is NaN or infinite: then the job has diverged."""
-    for name, value in metrics.items():
-        if not math.isfinite(value):
-            raise Diverged(f"{name} became {value} in epoch {epoch}")
-    return metrics
-
-
-@dataclass
-class Clock:
-    """Where the time went, from the trainer's side."""
-
-    first_step_at: float | None = None  # wall clock, to compare with the claim time
-    first_step_perf: float = 0.0
-    train_s: float = 0.0
-    eval_s: float = 0.0
-    epoch_s: list[float] = field(default_factory=list)
-    time_to_target_s: float | None = None
-    train_samples: int = 0
-    checkpoint_s: float = 0.0
-    compile_s: float = 0.0
-    probe_s: float = 0.0
-
-    def since_first_step(self) -> float:
-        return time.perf_counter() - self.first_step_perf
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """Weights to load before training (by their names in the bare net), and the
-    parameter-name prefixes to freeze."""
-
-    weights: dict[str, Tensor]
-    freeze: list[str]
-
-    def apply(self, net: nn.Module) -> None:
-        _, unexpected = net.load_state_dict(self.weights, strict=False)
-        assert not unexpected, unexpected  # the API planned exactly the tensors that fit
-        for name, param in net.named_parameters():
-            if any(name.startswith(prefix) for prefix in self.freeze):
-                param.requires_grad_(False)
-
-
-class CheckpointStore(Protocol):
-    def save(self, weights: dict[str, Tensor], state: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class Trainer:
@@ -188,7 +82,6 @@ class Trainer:
         # Set by a resume from a checkpoint taken mid-epoch: how far into it that was.
         self.within_epoch: dict[str, Any] | None = None
         self.clock = Clock()
-        self.probed: dict[str, Any] = {}
         self.channels_last = levers.use_channels_last(
             training.channels_last, device, spec.model.layers
         )
@@ -197,7 +90,14 @@ class Trainer:
             self.splits = Splits(
                 channels_last(splits.train), splits.val and channels_last(splits.val)
             )
-        self.settings = self.choose_settings(resume)
+        chosen = levers.choose_settings(
+            spec,
+            levers.Probe(self.net, spec.optimizer, self.loss_fn, self.splits.train, device),
+            world_size=self.world.size,
+            channels_last=self.channels_last,
+            resume=resume,
+        )
+        self.settings, self.probed, self.clock.probe_s = chosen
         n_train = len(splits.train)
         # batch_size is the global batch: each rank takes its share of every step.
         self.batch_size: int = math.ceil(self.settings["batch_size"] / self.world.size)
@@ -214,7 +114,7 @@ class Trainer:
             self.predict = compiled(self.net) if compiling else self.net
         # Compiling happens at the first call in each mode (training, then inference).
         self.compile_pending = {"train", "eval"} if self.settings["compile"] else set()
-        optimizer_spec, schedule_spec = self.scaled_lr(self.settings["batch_size"])
+        optimizer_spec, schedule_spec = scaled_lr(spec, self.settings["batch_size"])
         # Frozen parameters take no optimizer state, so they stay exactly as loaded.
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(optimizer_spec, trainable, device)
@@ -235,58 +135,6 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         if resume is not None:
             self.restore(resume)
-
-    def choose_settings(self, resume: dict[str, Any] | None) -> dict[str, Any]:
-        """Batch size and precision as the spec gives them, `auto` resolved by a probe. A
-        resumed attempt keeps its first attempt's choices, so it retrains the same steps."""
-        training = self.spec.training
-        if resume is not None and "settings" in resume:
-            return {
-                **resume["settings"],
-                "channels_last": self.channels_last,
-                "threads": torch.get_num_threads(),
-            }
-        n_train = len(self.splits.train)
-        match training.batch_size:
-            case "full":
-                nominal = n_train
-            case "auto":
-                nominal = min(PRECISION_PROBE_BATCH, n_train)
-            case int(size):
-                nominal = min(size, n_train)
-        dtype = pick_precision(training.precision, self.device)
-        probe = levers.Probe(
-            self.net, self.spec.optimizer, self.loss_fn, self.splits.train, self.device
-        )
-        started = time.perf_counter()
-        cpu_bf16 = self.device.type == "cpu" and levers.cpu_has_native_bf16()
-        # DDP ranks do not probe: each would measure its own answer, and they must agree.
-        if training.precision == "auto" and cpu_bf16 and self.world.size == 1:
-            dtype, self.probed["precision"] = levers.probe_precision(probe, nominal)
-        batch_size = nominal
-        if training.batch_size == "auto":
-            batch_size, self.probed["batch_size"] = levers.probe_batch_size(probe, dtype)
-        if self.probed:
-            self.clock.probe_s = time.perf_counter() - started
-        return {
-            "batch_size": batch_size,
-            "precision": precision_name(dtype),
-            "channels_last": self.channels_last,
-            "threads": torch.get_num_threads(),
-        }
-
-    def scaled_lr(self, batch_size: int) -> tuple[Optimizer, Schedule]:
-        """The optimizer and schedule specs with their learning rates scaled linearly from
-        `lr_reference_batch` to `batch_size` (Goyal et al., 2017), when the job asks."""
-        reference = self.spec.training.lr_reference_batch
-        optimizer, schedule = self.spec.optimizer, self.spec.schedule
-        if reference is None:
-            return optimizer, schedule
-        factor = batch_size / reference
-        optimizer = optimizer.model_copy(update={"lr": optimizer.lr * factor})
-        if isinstance(schedule, OneCycleSchedule) and schedule.max_lr is not None:
-            schedule = schedule.model_copy(update={"max_lr": schedule.max_lr * factor})
-        return optimizer, schedule
 
     def state(self, epoch: int) -> dict[str, Any]:
         """Everything besides the weights that a resume needs to continue exactly here."""
@@ -319,7 +167,7 @@ class Trainer:
 
     def save_checkpoint(
         self,
-        kind: str,
+        kind: CheckpointKind,
         epoch: int,
         metrics: dict[str, float],
         state: dict[str, Any] | None = None,
@@ -327,12 +175,12 @@ class Trainer:
         if self.checkpoints is None:
             return
         started = time.perf_counter()
-        record = self.checkpoints.save(self.net.state_dict(), state or self.state(epoch))
+        files = self.checkpoints.save(self.net.state_dict(), state or self.state(epoch))
         self.clock.checkpoint_s += time.perf_counter() - started
-        self.emit(
-            "checkpoint",
-            {**record, "kind": kind, "epoch": epoch, "step": self.step, "metrics": metrics},
+        saved = CheckpointSaved(
+            **files.model_dump(), kind=kind, epoch=epoch, step=self.step, metrics=metrics
         )
+        self.emit("checkpoint", saved.model_dump())
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -545,24 +393,6 @@ class Trainer:
             "world_size": self.world.size,
         }
 
-    def timings(self, claimed_at: float) -> dict[str, Any]:
+    def timings(self, claimed_at: float) -> Timings:
         """The trainer's share of the job's timings; the supervisor adds queue and total."""
-        clock = self.clock
-        return {
-            "startup_s": (clock.first_step_at or time.time()) - claimed_at,
-            "train_s": clock.train_s,
-            "eval_s": clock.eval_s,
-            "checkpoint_s": clock.checkpoint_s,
-            "compile_s": clock.compile_s,
-            "probe_s": clock.probe_s,
-            "samples_per_s": clock.train_samples / clock.train_s if clock.train_s else None,
-            "epoch_s": clock.epoch_s,
-            "time_to_target_s": clock.time_to_target_s,
-            # Training costs about 3x the forward FLOPs (forward, and backward for both the
-            # activations' and the weights' gradients).
-            "flops_per_s": (
-                3 * self.flops_per_sample * clock.train_samples / clock.train_s
-                if self.flops_per_sample and clock.train_s
-                else None
-            ),
-        }
+        return self.clock.timings(claimed_at, self.flops_per_sample)

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from app.spec.schemas import (
+from app.spec import JobSpec
+from app.spec.optimization import (
     Adagrad,
     Adam,
     ConstantSchedule,
@@ -174,3 +175,17 @@ class LrSchedule:
         if self._plateau is not None:
             assert isinstance(self.spec, PlateauSchedule)
             self._plateau.step(metrics[self.spec.metric])
+
+
+def scaled_lr(spec: JobSpec, batch_size: int) -> tuple[Optimizer, Schedule]:
+    """The optimizer and schedule specs with their learning rates scaled linearly from
+    `lr_reference_batch` to `batch_size` (Goyal et al., 2017), when the job asks."""
+    reference = spec.training.lr_reference_batch
+    optimizer, schedule = spec.optimizer, spec.schedule
+    if reference is None:
+        return optimizer, schedule
+    factor = batch_size / reference
+    optimizer = optimizer.model_copy(update={"lr": optimizer.lr * factor})
+    if isinstance(schedule, OneCycleSchedule) and schedule.max_lr is not None:
+        schedule = schedule.model_copy(update={"max_lr": schedule.max_lr * factor})
+    return optimizer, schedule

@@ -17,6 +17,7 @@ from app.events import service as events
 from app.events.notify import NoNotifier
 from app.events.schemas import NewEvent
 from app.jobs import service as jobs
+from app.jobs import transitions
 from app.orm import Job
 from app.orm.base import utcnow
 from app.spec import JobSpec
@@ -52,9 +53,9 @@ def claim(
     job_id: str,
     worker: str = "w1",
     max_running: int | None = None,
-) -> jobs.Claim | None:
+) -> transitions.Claim | None:
     with sessions() as session:
-        return jobs.claim(
+        return transitions.claim(
             session=session,
             notifier=NOTIFIER,
             job_id=job_id,
@@ -83,7 +84,7 @@ def test_concurrent_claims_let_exactly_one_worker_run_the_job(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     job_id = submitted(settings, sessions)
-    results: list[jobs.Claim | None] = []
+    results: list[transitions.Claim | None] = []
     barrier = threading.Barrier(6)
 
     def race(worker: str) -> None:
@@ -108,17 +109,19 @@ def test_writes_under_a_superseded_fence_are_refused(
     with sessions() as session:  # the lease expires and the reaper hands the job back
         session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
-        assert jobs.reap(session=session, notifier=NOTIFIER, max_restarts=3) == [job_id]
+        assert transitions.reap(session=session, notifier=NOTIFIER, max_restarts=3) == [job_id]
     new = claim(sessions, job_id, "w2")
     assert new is not None and (new.attempt, new.fence) == (2, old.fence + 2)
 
     log = NewEvent(type="log", data={"message": "from the old worker"})
     with sessions() as session, pytest.raises(events.FenceLost):
-        jobs.record(session=session, notifier=NOTIFIER, claim=old, new=[log])
+        transitions.record(session=session, notifier=NOTIFIER, claim=old, new=[log])
     with sessions() as session, pytest.raises(events.FenceLost):
-        jobs.renew(session=session, claim=old, lease_ttl_s=LEASE_S)
+        transitions.renew(session=session, claim=old, lease_ttl_s=LEASE_S)
     with sessions() as session, pytest.raises(events.FenceLost):
-        jobs.finish(session=session, notifier=NOTIFIER, claim=old, status="succeeded", reason="x")
+        transitions.finish(
+            session=session, notifier=NOTIFIER, claim=old, status="succeeded", reason="x"
+        )
     with sessions() as session:
         reasons = [
             (e.data["status"], e.data["reason"])
@@ -146,7 +149,7 @@ def test_concurrent_appends_keep_seqs_contiguous(
                 NewEvent(type="log", data={"writer": writer, "i": i, "j": j}) for j in range(3)
             ]
             with sessions() as session:
-                jobs.record(session=session, notifier=NOTIFIER, claim=held, new=batch)
+                transitions.record(session=session, notifier=NOTIFIER, claim=held, new=batch)
 
     threads = [threading.Thread(target=append_many, args=(w,)) for w in range(4)]
     for thread in threads:
@@ -170,7 +173,7 @@ def test_reaping_a_job_whose_cancel_was_asked_cancels_it(
         jobs.cancel(session=session, notifier=NOTIFIER, job_id=job_id, tenant="alpha")
         session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
-        jobs.reap(session=session, notifier=NOTIFIER, max_restarts=3)
+        transitions.reap(session=session, notifier=NOTIFIER, max_restarts=3)
         job = session.get(Job, job_id)
         assert job is not None
         session.refresh(job)
@@ -189,7 +192,9 @@ def test_redispatch_rings_again_only_for_old_doorbells(
             update(Job).where(Job.id == old).values(dispatched_at=utcnow() - timedelta(hours=1))
         )
         session.commit()
-        rung = jobs.redispatch(session=session, dispatcher=Dispatcher(settings), older_than_s=60)
+        rung = transitions.redispatch(
+            session=session, dispatcher=Dispatcher(settings), older_than_s=60
+        )
 
     assert rung == [old]
     assert fresh not in rung

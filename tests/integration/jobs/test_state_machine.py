@@ -27,6 +27,7 @@ from app.events import service as events
 from app.events.notify import NoNotifier
 from app.events.schemas import NewEvent
 from app.jobs import service as jobs
+from app.jobs import transitions
 from app.orm import Job
 from app.orm.base import utcnow
 from app.spec import JobSpec
@@ -58,12 +59,12 @@ def machine(
         def __init__(self) -> None:
             super().__init__()
             self.jobs: list[str] = []
-            self.claims: list[jobs.Claim] = []  # every claim ever won, stale ones too
+            self.claims: list[transitions.Claim] = []  # every claim ever won, stale ones too
 
         def job(self, pick: int) -> str:
             return self.jobs[pick % len(self.jobs)]
 
-        def claim_of(self, pick: int) -> jobs.Claim:
+        def claim_of(self, pick: int) -> transitions.Claim:
             return self.claims[pick % len(self.claims)]
 
         def row(self, session: Session, job_id: str) -> Job:
@@ -71,7 +72,7 @@ def machine(
             assert job is not None
             return job
 
-        def holds(self, claim: jobs.Claim) -> bool:
+        def holds(self, claim: transitions.Claim) -> bool:
             with sessions() as session:
                 job = self.row(session, claim.job_id)
                 return job.status == "running" and job.fence == claim.fence
@@ -96,7 +97,7 @@ def machine(
             job_id = self.job(pick)
             with sessions() as session:
                 was = self.row(session, job_id).status
-                won = jobs.claim(
+                won = transitions.claim(
                     session=session,
                     notifier=NOTIFIER,
                     job_id=job_id,
@@ -114,7 +115,7 @@ def machine(
             held = self.holds(claim)
             with sessions() as session:
                 try:
-                    jobs.renew(session=session, claim=claim, lease_ttl_s=LEASE_S)
+                    transitions.renew(session=session, claim=claim, lease_ttl_s=LEASE_S)
                     renewed = True
                 except events.FenceLost:
                     renewed = False
@@ -128,7 +129,7 @@ def machine(
             log = NewEvent(type="log", data={"message": "progress"})
             with sessions() as session:
                 try:
-                    jobs.record(session=session, notifier=NOTIFIER, claim=claim, new=[log])
+                    transitions.record(session=session, notifier=NOTIFIER, claim=claim, new=[log])
                     written = True
                 except events.FenceLost:
                     written = False
@@ -149,7 +150,7 @@ def machine(
         @rule()
         def reap(self) -> None:
             with sessions() as session:
-                jobs.reap(session=session, notifier=NOTIFIER, max_restarts=MAX_RESTARTS)
+                transitions.reap(session=session, notifier=NOTIFIER, max_restarts=MAX_RESTARTS)
 
         @precondition(lambda self: self.jobs)
         @rule(pick=PICK)
@@ -171,7 +172,7 @@ def machine(
             held = self.holds(claim)
             with sessions() as session:
                 try:
-                    jobs.finish(
+                    transitions.finish(
                         session=session, notifier=NOTIFIER, claim=claim, status=status, reason="x"
                     )
                     done = True
@@ -186,7 +187,7 @@ def machine(
             held = self.holds(claim)
             with sessions() as session:
                 try:
-                    jobs.release(
+                    transitions.release(
                         session=session,
                         notifier=NOTIFIER,
                         claim=claim,

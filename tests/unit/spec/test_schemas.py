@@ -6,20 +6,22 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.spec.schemas import (
-    MAX_BATCH_SIZE,
-    MAX_SYNTHETIC_VALUES,
-    SEED_JOB_EXAMPLE,
+from app.spec.optimization import (
     Adagrad,
     Adam,
     ConstantSchedule,
     CosineSchedule,
-    JobSpec,
     OneCycleSchedule,
     PlateauSchedule,
     RmsProp,
     Sgd,
     StepSchedule,
+)
+from app.spec.schemas import (
+    MAX_BATCH_SIZE,
+    MAX_SYNTHETIC_VALUES,
+    SEED_JOB_EXAMPLE,
+    JobSpec,
     SyntheticData,
 )
 

@@ -10,8 +10,10 @@ import torch
 from app.spec import JobSpec
 from app.spec.schemas import SyntheticData
 from worker.trainer import checkpoints, data
-from worker.trainer.loop import Stopped, StopRequest, Trainer, WarmStart
+from worker.trainer.checkpoints import WarmStart
+from worker.trainer.loop import Trainer
 from worker.trainer.run import DirectoryStore
+from worker.trainer.stopping import Stopped, StopRequest
 
 CPU = torch.device("cpu")
 

@@ -185,7 +185,7 @@ def test_compile_on_request_times_the_compile_apart_from_training() -> None:
 
     timings = run.trainer.timings(0.0)
     assert run.result["settings"]["compile"] is True
-    assert timings["compile_s"] > 0
+    assert timings.compile_s > 0
     # Both modes compiled once: training and inference.
     assert run.trainer.compile_pending == set()
 

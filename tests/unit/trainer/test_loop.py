@@ -11,7 +11,9 @@ import torch
 
 from app.spec import JobSpec, SyntheticData
 from worker.trainer import data
-from worker.trainer.loop import Diverged, Trainer, pick_device, pick_precision
+from worker.trainer.devices import pick_device, pick_precision
+from worker.trainer.loop import Trainer
+from worker.trainer.stopping import Diverged
 
 CPU = torch.device("cpu")
 DATASET = {"name": "synthetic", "samples": 512, "classes": 3, "input_shape": [8], "seed": 0}
@@ -293,7 +295,7 @@ def test_reachable_target_stops_early_and_records_time_to_target() -> None:
     assert [log["message"] for log in logs] == [
         f"target val_accuracy 0.6 reached at epoch {run.result['epochs']}"
     ]
-    time_to_target = run.trainer.timings(claimed_at)["time_to_target_s"]
+    time_to_target = run.trainer.timings(claimed_at).time_to_target_s
     assert time_to_target is not None
     assert time_to_target >= 0
 
@@ -320,7 +322,7 @@ def test_unreachable_target_completes_all_epochs_without_time_to_target() -> Non
 
     assert run.result["stopped"] == "completed"
     assert run.result["epochs"] == 3
-    assert run.trainer.timings(time.time())["time_to_target_s"] is None
+    assert run.trainer.timings(time.time()).time_to_target_s is None
 
 
 def test_epoch_metric_events_carry_epoch_fields() -> None:
@@ -389,7 +391,7 @@ def test_timings_account_for_every_epoch() -> None:
 
     timings = run.trainer.timings(claimed_at)
 
-    assert set(timings) == {
+    assert set(timings.model_dump()) == {
         "startup_s",
         "train_s",
         "eval_s",
@@ -402,14 +404,14 @@ def test_timings_account_for_every_epoch() -> None:
         "flops_per_s",
     }
     assert run.result["peak_memory_mb"] > 0
-    assert timings["compile_s"] == 0  # nothing compiled, nothing probed
-    assert timings["probe_s"] == 0
-    assert len(timings["epoch_s"]) == 3
-    assert timings["startup_s"] >= 0
-    assert timings["train_s"] >= 0
-    assert timings["eval_s"] >= 0
-    assert timings["samples_per_s"] is not None
-    assert timings["time_to_target_s"] is None
+    assert timings.compile_s == 0  # nothing compiled, nothing probed
+    assert timings.probe_s == 0
+    assert len(timings.epoch_s) == 3
+    assert timings.startup_s >= 0
+    assert timings.train_s >= 0
+    assert timings.eval_s >= 0
+    assert timings.samples_per_s is not None
+    assert timings.time_to_target_s is None
 
 
 def test_huge_lr_raises_diverged() -> None:

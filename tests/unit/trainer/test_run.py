@@ -4,23 +4,23 @@ send it back to the queue."""
 import pytest
 import torch
 
-from worker.trainer import entry
-from worker.trainer.loop import Diverged
+from app.jobs.protocol import Fault
 from worker.trainer.run import fault_of
+from worker.trainer.stopping import Diverged
 
 
 @pytest.mark.parametrize(
     ("error", "fault"),
     [
-        (Diverged("train_loss became nan in epoch 2"), entry.DIVERGED),
-        (torch.OutOfMemoryError("CUDA out of memory"), entry.OUT_OF_MEMORY),
-        (MemoryError(), entry.OUT_OF_MEMORY),
+        (Diverged("train_loss became nan in epoch 2"), Fault.DIVERGED),
+        (torch.OutOfMemoryError("CUDA out of memory"), Fault.OUT_OF_MEMORY),
+        (MemoryError(), Fault.OUT_OF_MEMORY),
         (
             RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)"),
-            entry.SHAPE_ERROR,
+            Fault.SHAPE_ERROR,
         ),
-        (OSError(28, "No space left on device"), entry.INFRASTRUCTURE),
-        (ValueError("anything else the training code raises"), entry.JOB_ERROR),
+        (OSError(28, "No space left on device"), Fault.INFRASTRUCTURE),
+        (ValueError("anything else the training code raises"), Fault.JOB_ERROR),
     ],
 )
 def test_a_trainer_exception_is_classified_by_whose_fault_it_is(
@@ -32,7 +32,7 @@ def test_a_trainer_exception_is_classified_by_whose_fault_it_is(
 def test_a_real_shape_mismatch_in_torch_is_a_shape_error() -> None:
     with pytest.raises(RuntimeError) as raised:
         torch.nn.Linear(3, 2)(torch.zeros(4, 5))
-    assert fault_of(raised.value) == entry.SHAPE_ERROR
+    assert fault_of(raised.value) == Fault.SHAPE_ERROR
 
 
 def test_a_real_failed_cpu_allocation_in_torch_is_out_of_memory() -> None:
@@ -40,4 +40,4 @@ def test_a_real_failed_cpu_allocation_in_torch_is_out_of_memory() -> None:
     with pytest.raises(RuntimeError) as raised:
         torch.empty(1 << 50, dtype=torch.uint8)
     assert "DefaultCPUAllocator" in str(raised.value)
-    assert fault_of(raised.value) == entry.OUT_OF_MEMORY
+    assert fault_of(raised.value) == Fault.OUT_OF_MEMORY

@@ -19,10 +19,12 @@ from app.events.notify import NoNotifier
 from app.events.schemas import NewEvent
 from app.ids import new_id
 from app.jobs import service as jobs
+from app.jobs import transitions
 from app.orm import Checkpoint, Job, Sweep, Trial
 from app.orm.base import utcnow
 from app.spec.sweeps import SweepSpec
-from app.sweeps import service as sweeps
+from app.sweeps import advance as advancing
+from app.sweeps import lifecycle
 from tests.client import small_job
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -59,7 +61,7 @@ def create(settings: Settings, sessions: sessionmaker[Session], **fields: Any) -
         **fields,
     }
     with sessions() as session:
-        sweep = sweeps.create(
+        sweep = lifecycle.create(
             session=session,
             tenant=TENANT,
             spec=SweepSpec.model_validate(body),
@@ -70,7 +72,7 @@ def create(settings: Settings, sessions: sessionmaker[Session], **fields: Any) -
 
 def advance(settings: Settings, sessions: sessionmaker[Session], sweep_id: str) -> None:
     with sessions() as session:
-        sweeps.advance(session=session, sweep_id=sweep_id, **services(settings))
+        advancing.advance(session=session, sweep_id=sweep_id, **services(settings))
 
 
 def trials(sessions: sessionmaker[Session], sweep_id: str) -> list[Trial]:
@@ -92,13 +94,13 @@ def end_rung(
 ) -> None:
     """The job runs to its end as a trainer would: a final checkpoint, then its result."""
     with sessions() as session:
-        claim = jobs.claim(
+        claim = transitions.claim(
             session=session, notifier=NOTIFIER, job_id=job_id, worker="w", lease_ttl_s=30
         )
         assert claim is not None
-        epochs = claim.spec["training"]["epochs"]
-        init = claim.spec.get("init")
-        resumed = session.get(Checkpoint, init["checkpoint"]) if init else None
+        epochs = claim.spec.training.epochs
+        init = claim.spec.init
+        resumed = session.get(Checkpoint, init.checkpoint) if init else None
         ran = epochs - (resumed.epoch or 0 if resumed else 0)
         metrics = {"epoch": epochs, "val_accuracy": accuracy, "val_loss": 1 - accuracy}
         saved = {
@@ -113,13 +115,13 @@ def end_rung(
             "path": f"checkpoints/{job_id}/final",
             "state_sha256": "1" * 64,
         }
-        jobs.record(
+        transitions.record(
             session=session,
             notifier=NOTIFIER,
             claim=claim,
             new=[NewEvent(type="checkpoint", data=saved)],
         )
-        jobs.finish(
+        transitions.finish(
             session=session,
             notifier=NOTIFIER,
             claim=claim,
@@ -203,7 +205,7 @@ def test_halving_promotes_the_best_third_as_rungs_end_and_stops_the_rest(
     ended = sweep_row(sessions, sweep_id)
     assert (ended.status, ended.reason) == ("succeeded", "completed")
     with sessions() as session:
-        view = sweeps.describe(session=session, sweep=sweep_row(sessions, sweep_id))
+        view = lifecycle.describe(session=session, sweep=sweep_row(sessions, sweep_id))
     assert view.leaderboard[:2] == [1, 4]
     assert view.best is not None and view.best.config == {"optimizer.lr": LRS[1]}
     assert view.best.spec["optimizer"]["lr"] == LRS[1]
@@ -299,7 +301,7 @@ def test_time_to_target_ranks_trials_that_reached_it_first_then_by_metric(
     advance(settings, sessions, sweep_id)
 
     with sessions() as session:
-        view = sweeps.describe(session=session, sweep=sweep_row(sessions, sweep_id))
+        view = lifecycle.describe(session=session, sweep=sweep_row(sessions, sweep_id))
     assert view.status == "succeeded"
     assert view.leaderboard == [2, 4, 0, 6, 3, 1, 5]
     assert view.best is not None and view.best.speedup == pytest.approx(4.0)
@@ -353,7 +355,7 @@ def test_time_to_target_adds_the_earlier_rungs_and_the_target_ends_a_trial(
     advance(settings, sessions, sweep_id)
 
     with sessions() as session:
-        view = sweeps.describe(session=session, sweep=sweep_row(sessions, sweep_id))
+        view = lifecycle.describe(session=session, sweep=sweep_row(sessions, sweep_id))
     assert view.status == "succeeded"
     assert (view.trials[0].state, view.trials[0].reason) == ("done", "target reached")
     # Rung 0's epoch (1 s), then 0.25 s into rung 1; its last rung (9 epochs) never ran.

@@ -2,11 +2,12 @@ from fastapi import APIRouter
 
 from app.deps import CallerDep, SessionDep
 from app.errors import SpecInvalid
-from app.jobs.service import data_shape
-from app.models.schemas import LayerOut, SummaryOut, SummaryRequest
+from app.jobs.planning import data_shape
+from app.nets.schemas import LayerOut, SummaryOut, SummaryRequest
 from app.openapi import errors
 from app.spec import memory, presets, summarize
 
+# The public URL and tag stay `models`: clients and the OpenAPI document know them so.
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 

@@ -15,7 +15,7 @@ from app.broker import Dispatcher
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.events.notify import NoNotifier
-from app.jobs import service as jobs
+from app.jobs import transitions
 from app.orm import Checkpoint, Dataset
 from app.storage import Storage
 from tests.client import small_job
@@ -54,7 +54,7 @@ def supervised_after_handover(
         session.execute(update(table).where(table.id == row_id).values(tenant="beta"))
         session.commit()
     with sessions() as session:
-        claim = jobs.claim(
+        claim = transitions.claim(
             session=session, notifier=NoNotifier(), job_id=job["id"], worker="w", lease_ttl_s=30
         )
     assert claim is not None

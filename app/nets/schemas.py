@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.openapi import declared_as
 from app.spec import memory
 from app.spec.base import Strict
-from app.spec.schemas import ID_PATTERN, MAX_BATCH_SIZE, ModelSpec, documented
+from app.spec.schemas import ID_PATTERN, MAX_BATCH_SIZE, SEED_JOB_EXAMPLE, ModelSpec, documented
 
 
 class SummaryRequest(Strict):
@@ -16,14 +16,7 @@ class SummaryRequest(Strict):
         json_schema_extra={
             "examples": [
                 {
-                    "model": {
-                        "layers": [
-                            {"type": "flatten"},
-                            {"type": "linear", "out_features": 10, "activation": "relu"},
-                            {"type": "linear", "out_features": 10, "activation": "relu"},
-                            {"type": "linear", "out_features": 10},
-                        ]
-                    },
+                    "model": SEED_JOB_EXAMPLE["model"],
                     "input_shape": [1, 28, 28],
                     "classes": 10,
                 }

@@ -1,1 +1,0 @@
-"""Net summaries: what a model costs (shapes, parameters, FLOPs) before anything trains."""
