@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli import config
+import app.cli.config as config
 from app.cli.app import cli, console
 from app.cli.http import ApiClient
 

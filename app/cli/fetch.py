@@ -20,7 +20,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from app.cli import config
+import app.cli.config as config
 from app.cli.app import Token, Url, connect, console, datasets_cli
 from app.cli.errors import CliError
 from app.config import Settings

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from app.cli import config
+import app.cli.config as config
 from app.cli.app import cli, console
 from app.cli.errors import CliError
 from app.config import Settings
