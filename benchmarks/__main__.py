@@ -59,6 +59,15 @@ def machine() -> dict[str, object]:
     }
 
 
+# A figure taken beside other work is not comparable with an idle one: every result says
+# how busy the machine was (1-minute load average) when it started and when it ended.
+IDLE_LOAD = 0.5
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def rows(prefix: str, figures: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     for key, value in figures.items():
@@ -77,11 +86,15 @@ def main(names: list[str]) -> None:
     RESULTS.mkdir(exist_ok=True)
     print("| benchmark | figure |\n| --- | --- |")
     for name in names or [name for name in BENCHMARKS if name not in SEPARATE]:
+        load_at_start = load()
         figures = BENCHMARKS[name]()
+        loads = {"start": load_at_start, "end": load()}
         record = {
             "name": name,
             "date": datetime.now(UTC).isoformat(),
             "machine": machine(),
+            "load_average_1m": loads,
+            "idle": loads["start"] < IDLE_LOAD,
             "figures": figures,
         }
         stem = name if DEVICE == "cpu" else f"{name}-{DEVICE}"
