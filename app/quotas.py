@@ -29,6 +29,9 @@ def used_bytes(session: Session, tenant: str) -> int:
 def admit(session: Session, *, tenant: str, adding: int, quota: int) -> None:
     """StorageQuotaExceeded (413) naming the figures when `adding` bytes would pass the quota."""
     used = used_bytes(session, tenant)
+    # End the read before the upload is written: on SQLite every transaction holds the
+    # write lock (BEGIN IMMEDIATE), which a long write must not keep from other writers.
+    session.rollback()
     if used + adding > quota:
         raise StorageQuotaExceeded(
             f"tenant {tenant!r} stores {used} bytes; {adding} more would pass its storage "

@@ -28,8 +28,8 @@ from tests.conftest import ADMIN_HEADERS, ROOT, free_port, settings_env, wait_fo
 pytestmark = pytest.mark.usefixtures("backend")
 TAAS = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "taas"
 WATCH_TIMEOUT_S = 120.0
-# 40 000 images of 28x28: a write long enough to be caught in the act.
-SAMPLES = 40_000
+# 100 000 images of 28x28: a write long enough to be caught in the act.
+SAMPLES = 100_000
 
 
 def idx(array: np.ndarray) -> bytes:
@@ -109,6 +109,16 @@ def staging(settings: Settings) -> list[Path]:
 def placed(settings: Settings) -> list[Path]:
     root = datasets_dir(settings)
     return [p for p in root.iterdir() if p.name.startswith("ds_")] if root.is_dir() else []
+
+
+def writing_images(settings: Settings) -> list[Path]:
+    """Staging folders whose images are being written: their quota check is done."""
+    found = []
+    for folder in staging(settings):
+        with contextlib.suppress(OSError):
+            if (folder / "x.npy").stat().st_size > 1 << 20:
+                found.append(folder)
+    return found
 
 
 @contextlib.contextmanager
@@ -195,9 +205,12 @@ def test_a_kill_while_the_arrays_are_written_leaves_staging_that_the_sweep_remov
 def test_a_kill_between_the_rename_and_the_commit_leaves_a_folder_the_sweep_removes(
     settings: Settings, api: Api, backend: str
 ) -> None:
+    upload_in_background(api, upload_files())
+    # Once the images are being written the quota check is done: lock the table then (on
+    # SQLite any transaction waits), and the arrays go into place under their final name
+    # while the row waits for the lock.
+    wait_for(lambda: writing_images(settings), "images being written")
     with datasets_locked(settings, backend):
-        upload_in_background(api, upload_files())
-        # The arrays are in place under their final name; the row waits for the lock.
         orphans = wait_for(lambda: placed(settings), "the renamed dataset folder")
         api.kill()
 
